@@ -1,0 +1,3 @@
+from dbt_temporal.cli.app import main
+
+main()

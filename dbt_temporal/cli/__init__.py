@@ -1,0 +1,1 @@
+"""The `dbtt` command line."""

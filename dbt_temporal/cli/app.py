@@ -1,0 +1,427 @@
+"""`dbtt`: run dbt projects as Temporal workflows.
+
+Exit codes: 0 the run succeeded; 1 a node failed or the run was cancelled;
+2 bad usage or configuration; 3 the Temporal server is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
+from dbt_temporal.connect import CredentialsError, TemporalUnreachable, connect
+from dbt_temporal.models import COMMANDS, DbtRunInput, DbtRunOutput
+from dbt_temporal.projects import ProjectConfigError, discover_projects
+from dbt_temporal.runs import USAGE_FAILURES, RunView, fetch_view, list_runs, new_workflow_id, start_run, ui_link
+from dbt_temporal.settings import Settings
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+POLL_SECONDS = 0.5
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="dbtt",
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+# Off a terminal (CI logs) rich would wrap at 80 columns; logs read better unwrapped.
+console = Console(width=None if sys.stdout.isatty() else 200)
+errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _env_help(field: str, text: str | None = None) -> str:
+    description = text or Settings.model_fields[field].description or ""
+    return f"{description} [env: {Settings.env_name(field)}]"
+
+
+# Options shared by every subcommand that talks to Temporal or loads projects.
+AddressOption = typer.Option(None, "--address", help=_env_help("temporal_address"))
+NamespaceOption = typer.Option(None, "--namespace", help=_env_help("temporal_namespace"))
+TaskQueueOption = typer.Option(None, "--task-queue", help=_env_help("temporal_task_queue"))
+ProjectDirOption = typer.Option(None, "--project-dir", help=_env_help("dbt_project_dir"))
+ProfilesDirOption = typer.Option(None, "--profiles-dir", help=_env_help("dbt_profiles_dir"))
+OutputOption = typer.Option(
+    OutputFormat.text, "--output", "-o", help="text (live view) or json (machine-readable only)."
+)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Environment variables, with the flags the user gave on top."""
+    try:
+        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = Settings.env_name(str(first["loc"][0])) + ": " if first["loc"] else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        fail(f"{where}{message}")
+
+
+def run_async(coroutine: Awaitable[T]) -> T:
+    """Run a coroutine, turning connection and credential problems into one-line errors."""
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except TemporalUnreachable as err:
+        fail(str(err), EXIT_UNREACHABLE)
+    except CredentialsError as err:
+        fail(str(err))
+
+
+def parse_vars(raw: str | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        parsed = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        fail(f"--vars must be a YAML or JSON mapping, like '{{key: value}}'; got {raw!r}")
+    return parsed
+
+
+def parse_env(pairs: list[str]) -> dict[str, str] | None:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--env takes KEY=VALUE; got '{key if not sep else pair.split('=')[0]}' without '='")
+        env[key] = value
+    return env or None
+
+
+def exit_code(view: RunView) -> int:
+    if view.output is not None and view.output.success:
+        return EXIT_OK
+    if view.error_type in USAGE_FAILURES:
+        return EXIT_USAGE
+    return EXIT_RUN_FAILED
+
+
+async def watch(handle: WorkflowHandle, output: OutputFormat, follow: bool = True) -> RunView:
+    """Follow a run to its end (or show it once), rendering live on a terminal."""
+    clock = NodeClock()
+    view = await fetch_view(handle)
+    if output == OutputFormat.json:
+        while follow and view.running:
+            await asyncio.sleep(POLL_SECONDS)
+            view = await fetch_view(handle)
+        return view
+    if not follow:
+        if not console.is_terminal:
+            _stream_log(view, 0)
+        return view
+    if console.is_terminal:
+        with Live(live_view(view, clock), console=console, refresh_per_second=8, transient=True) as live:
+            while view.running:
+                await asyncio.sleep(POLL_SECONDS)
+                view = await fetch_view(handle)
+                live.update(live_view(view, clock))
+    else:
+        printed = _stream_log(view, 0)
+        while view.running:
+            await asyncio.sleep(POLL_SECONDS)
+            view = await fetch_view(handle)
+            printed = _stream_log(view, printed)
+    return view
+
+
+def _stream_log(view: RunView, printed: int) -> int:
+    """Print the run log lines not printed yet; the memo holds only a tail, so count from its start."""
+    lines = view.log
+    omitted = 0
+    if lines and lines[0].startswith("... ") and lines[0].endswith(" earlier lines omitted"):
+        omitted = int(lines[0].split()[1])
+        lines = lines[1:]
+    for number, line in enumerate(lines, start=omitted):
+        if number >= printed:
+            print(line, flush=True)
+    return max(printed, omitted + len(lines))
+
+
+def report(view: RunView, output: OutputFormat) -> NoReturn:
+    if output == OutputFormat.json:
+        if view.output is not None:
+            print(view.output.model_dump_json(indent=2))
+        else:
+            print(view.model_dump_json(indent=2))
+    else:
+        print_final(console, view, NodeClock(), with_table=console.is_terminal)
+    raise typer.Exit(exit_code(view))
+
+
+@app.command()
+def worker(
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+    project_dir: Path = ProjectDirOption,
+    profiles_dir: Path = ProfilesDirOption,
+    target: str = typer.Option(None, "--target", help=_env_help("dbt_target")),
+) -> None:
+    """Run a worker for the configured dbt projects until Ctrl-C or SIGTERM."""
+    from dbt_temporal.worker import run_worker
+
+    settings = load_settings(
+        temporal_address=address,
+        temporal_namespace=namespace,
+        temporal_task_queue=task_queue,
+        dbt_project_dir=project_dir,
+        dbt_profiles_dir=profiles_dir,
+        dbt_target=target,
+    )
+    _check_projects(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main() -> None:
+        client = await connect(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(client, settings, stop)
+
+    run_async(main())
+
+
+def _check_projects(settings: Settings) -> None:
+    try:
+        discover_projects(settings)
+    except ProjectConfigError as err:
+        fail(str(err))
+
+
+def _run_input(
+    command: str,
+    select: str | None,
+    exclude: str | None,
+    vars_: str | None,
+    target: str | None,
+    full_refresh: bool,
+    fail_fast: bool,
+    env: list[str],
+    project: str | None,
+    threads: int | None,
+) -> DbtRunInput:
+    if command not in COMMANDS:
+        fail(f"unknown dbt command '{command}'; use one of: {', '.join(COMMANDS)}")
+    return DbtRunInput(
+        project=project,
+        command=command,
+        select=select,
+        exclude=exclude,
+        vars=parse_vars(vars_),
+        target=target,
+        full_refresh=full_refresh,
+        fail_fast=fail_fast,
+        env=parse_env(env),
+        threads=threads,
+    )
+
+
+CommandArgument = typer.Argument("build", help=f"dbt command: {', '.join(COMMANDS)}.")
+SelectOption = typer.Option(None, "--select", "-s", help="dbt node selection, as in dbt (space-separated union).")
+ExcludeOption = typer.Option(None, "--exclude", help="dbt nodes to exclude, as in dbt.")
+VarsOption = typer.Option(None, "--vars", help="dbt vars as a YAML or JSON mapping.")
+TargetOption = typer.Option(None, "--target", "-t", help="Profile target for this run.")
+FullRefreshOption = typer.Option(False, "--full-refresh", help="Rebuild incremental models from scratch.")
+FailFastOption = typer.Option(False, "--fail-fast", "-x", help="Stop the run at the first failure.")
+EnvOption = typer.Option(
+    [], "--env", help="KEY=VALUE overriding env_var() for this run; repeatable. Values stay secret."
+)
+ProjectOption = typer.Option(None, "--project", help="Project name (required when the worker has several).")
+ThreadsOption = typer.Option(None, "--threads", min=1, help="Nodes running at once (default: the profile's threads).")
+
+
+@app.command()
+def submit(
+    command: str = CommandArgument,
+    select: str = SelectOption,
+    exclude: str = ExcludeOption,
+    vars_: str = VarsOption,
+    target: str = TargetOption,
+    full_refresh: bool = FullRefreshOption,
+    fail_fast: bool = FailFastOption,
+    env: list[str] = EnvOption,
+    project: str = ProjectOption,
+    threads: int = ThreadsOption,
+    workflow_id: str = typer.Option(None, "--workflow-id", help="Workflow id (default: a readable generated one)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Watch the run until it ends."),
+    output: OutputFormat = OutputOption,
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+) -> None:
+    """Submit a dbt command as a workflow and watch it.
+
+    Exit codes: 0 success, 1 a node failed, 2 usage or configuration error, 3 Temporal unreachable.
+    """
+    settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
+    run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    run_id = workflow_id or new_workflow_id(run)
+
+    async def main() -> RunView | None:
+        client = await connect(settings)
+        handle = await start_run(client, settings, run, run_id)
+        if output == OutputFormat.text:
+            errors.print(f"Started [bold]{run_id}[/]  {ui_link(settings, run_id)}", highlight=False)
+        if not wait:
+            return None
+        return await watch(handle, output)
+
+    view = run_async(main())
+    if view is None:
+        if output == OutputFormat.json:
+            print(f'{{"workflow_id": "{run_id}"}}')
+        raise typer.Exit(EXIT_OK)
+    report(view, output)
+
+
+@app.command()
+def status(
+    workflow_id: str = typer.Argument(None, help="The run to show; omit to list recent runs."),
+    watch_: bool = typer.Option(False, "--watch", "-w", help="Follow the run until it ends."),
+    output: OutputFormat = OutputOption,
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """Show a run (running or finished), or list recent runs."""
+    settings = load_settings(temporal_address=address, temporal_namespace=namespace)
+
+    async def main() -> RunView | list[RunView]:
+        client = await connect(settings)
+        if workflow_id is None:
+            return await list_runs(client)
+        return await _watch_existing(client, workflow_id, output, watch_)
+
+    result = run_async(main())
+    if isinstance(result, list):
+        if output == OutputFormat.json:
+            print("[" + ",".join(v.model_dump_json() for v in result) + "]")
+        else:
+            console.print(runs_table(result))
+        raise typer.Exit(EXIT_OK)
+    if not watch_ and output == OutputFormat.json:
+        print(result.model_dump_json(indent=2))
+        raise typer.Exit(EXIT_OK if result.running else exit_code(result))
+    report(result, output)
+
+
+async def _watch_existing(client: Client, workflow_id: str, output: OutputFormat, follow: bool) -> RunView:
+    handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+    try:
+        return await watch(handle, output, follow=follow)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
+        raise
+
+
+@app.command()
+def dev(
+    command: str = CommandArgument,
+    select: str = SelectOption,
+    exclude: str = ExcludeOption,
+    vars_: str = VarsOption,
+    target: str = TargetOption,
+    full_refresh: bool = FullRefreshOption,
+    fail_fast: bool = FailFastOption,
+    env: list[str] = EnvOption,
+    project: str = ProjectOption,
+    threads: int = ThreadsOption,
+    project_dir: Path = ProjectDirOption,
+    profiles_dir: Path = ProfilesDirOption,
+    output: OutputFormat = OutputOption,
+) -> None:
+    """All in one: a local Temporal dev server, a worker, and one run watched live; then all stops."""
+    from dbt_temporal.devserver import DevServer, DevServerError
+    from dbt_temporal.worker import run_worker
+
+    settings = load_settings(dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
+    _check_projects(settings)
+    run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    logging.basicConfig(level=logging.WARNING)
+
+    async def main(server: DevServer) -> RunView:
+        local = settings.model_copy(update={"temporal_address": server.address})
+        client = await connect(local)
+        stop = asyncio.Event()
+        worker_task = asyncio.create_task(run_worker(client, local, stop))
+        try:
+            run_id = new_workflow_id(run)
+            handle = await start_run(client, local, run, run_id)
+            if output == OutputFormat.text:
+                errors.print(f"Started [bold]{run_id}[/]  UI: {server.ui_url}", highlight=False)
+            watching = asyncio.create_task(watch(handle, output))
+            # A worker that dies must end the command, not leave it watching forever.
+            await asyncio.wait({watching, worker_task}, return_when=asyncio.FIRST_COMPLETED)
+            if not watching.done():
+                watching.cancel()
+                worker_task.result()
+            return watching.result()
+        finally:
+            stop.set()
+            if not worker_task.done():
+                await worker_task
+
+    try:
+        with DevServer() as server:
+            view = run_async(main(server))
+    except DevServerError as err:
+        fail(str(err))
+    report(view, output)
+
+
+def _not_yet(name: str) -> Callable[[], None]:
+    def command() -> None:
+        fail(f"'dbtt {name}' is not implemented yet")
+
+    command.__doc__ = f"(not implemented yet) {name}"
+    return command
+
+
+for _name in ("reset", "healthcheck", "artifacts"):
+    app.command(name=_name)(_not_yet(_name))
+
+
+def main() -> None:
+    code = EXIT_OK
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (EXIT_OK if exit_.code is None else EXIT_RUN_FAILED)
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        code = 130
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's Rust threads can crash CPython's teardown (temporalio/sdk-python#300)
+    # and turn a good exit code into SIGABRT; all work is done here, so skip the teardown.
+    os._exit(code)

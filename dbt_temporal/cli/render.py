@@ -1,0 +1,143 @@
+"""Rendering runs in the terminal with rich."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from dbt_temporal.runs import RunView
+
+STYLES = {
+    "pending": ("·", "dim"),
+    "running": ("▶", "cyan"),
+    "success": ("✔", "green"),
+    "error": ("✖", "bold red"),
+    "skipped": ("↷", "yellow"),
+    "cancelled": ("■", "magenta"),
+}
+# Beyond this many nodes the live table shows only what is running or went wrong.
+FULL_TABLE_LIMIT = 40
+
+
+def short_name(unique_id: str) -> str:
+    """`model.shop.orders` -> `model orders`; tests lose their hash suffix."""
+    parts = unique_id.split(".")
+    resource, name = parts[0], parts[2] if len(parts) > 2 else parts[-1]
+    return f"{resource} {name}"
+
+
+class NodeClock:
+    """Times nodes as the watcher sees them change, until the run's own timings arrive."""
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._finished: dict[str, float] = {}
+
+    def observe(self, node_status: dict[str, str]) -> None:
+        now = time.monotonic()
+        for uid, status in node_status.items():
+            if status != "pending":
+                self._started.setdefault(uid, now)
+            if status not in ("pending", "running"):
+                self._finished.setdefault(uid, now)
+
+    def seconds(self, view: RunView, uid: str) -> float | None:
+        if view.output:
+            for result in view.output.node_results:
+                if result.unique_id == uid:
+                    return result.execution_time
+        if uid not in self._started:
+            return None
+        return self._finished.get(uid, time.monotonic()) - self._started[uid]
+
+
+def node_table(view: RunView, clock: NodeClock) -> Table:
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("", width=1)
+    table.add_column("node")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    rows = _node_statuses(view)
+    if len(rows) > FULL_TABLE_LIMIT:
+        rows = {uid: s for uid, s in rows.items() if s in ("running", "error", "cancelled")}
+    for uid, status in rows.items():
+        icon, style = STYLES.get(status, ("?", ""))
+        seconds = clock.seconds(view, uid)
+        table.add_row(
+            Text(icon, style=style),
+            short_name(uid),
+            Text(status, style=style),
+            f"{seconds:.2f}s" if seconds is not None else "",
+        )
+    return table
+
+
+def _node_statuses(view: RunView) -> dict[str, str]:
+    if view.output and view.output.node_results:
+        return {r.unique_id: str(r.status) for r in view.output.node_results}
+    return dict(view.node_status)
+
+
+def progress_bar(view: RunView) -> Progress:
+    counts = view.progress
+    total = counts.get("total", len(view.node_status))
+    finished = total - counts.get("pending", 0) - counts.get("running", 0)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    label = f"{view.command.get('command', 'build')} {view.workflow_id}"
+    bar.add_task(label, total=max(total, 1), completed=finished)
+    return bar
+
+
+def live_view(view: RunView, clock: NodeClock) -> Group:
+    clock.observe(view.node_status)
+    return Group(progress_bar(view), node_table(view, clock))
+
+
+def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
+    lines: list[Text] = []
+    if with_done_line and view.output and view.output.summary:
+        style = "green" if view.output.success else "red"
+        lines.append(Text(view.output.summary, style=style))
+    failed = [r for r in view.output.node_results if r.status == "error"] if view.output else []
+    for result in failed:
+        lines.append(Text(f"✖ {short_name(result.unique_id)}: {result.message}", style="red"))
+    skipped = [r for r in view.output.node_results if r.status == "skipped"] if view.output else []
+    if skipped:
+        names = ", ".join(short_name(r.unique_id) for r in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        lines.append(Text(f"↷ skipped: {names}{more}", style="yellow"))
+    if view.error and not (view.output and view.output.summary):
+        lines.append(Text(f"error: {view.error}", style="bold red"))
+    return lines
+
+
+def print_final(console: Console, view: RunView, clock: NodeClock, with_table: bool = True) -> None:
+    clock.observe(view.node_status)
+    if with_table:
+        console.print(node_table(view, clock))
+    # Without the table the run log was printed, and it ends with dbt's Done line already.
+    for line in summary_lines(view, with_done_line=with_table):
+        console.print(line)
+
+
+def runs_table(views: list[RunView]) -> Table:
+    table = Table(title="Recent dbt runs", header_style="bold")
+    for column in ("workflow id", "project", "command", "status", "started", "duration"):
+        table.add_column(column)
+    for view in views:
+        duration = ""
+        if view.start_time and view.close_time:
+            duration = f"{(view.close_time - view.start_time).total_seconds():.1f}s"
+        table.add_row(
+            view.workflow_id,
+            str(view.command.get("project") or ""),
+            str(view.command.get("command") or ""),
+            view.status,
+            view.start_time.strftime("%Y-%m-%d %H:%M:%S") if view.start_time else "",
+            duration,
+        )
+    return table

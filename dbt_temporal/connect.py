@@ -1,0 +1,52 @@
+"""Connecting to Temporal with the configured address, namespace and credentials."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
+
+from dbt_temporal.settings import Settings
+
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+class TemporalUnreachable(ConnectionError):
+    pass
+
+
+class CredentialsError(ValueError):
+    pass
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        try:
+            cert = settings.temporal_tls_cert.read_bytes()
+            key = settings.temporal_tls_key.read_bytes()
+        except OSError as err:
+            raise CredentialsError(f"cannot read TLS file {err.filename}: {err.strerror}") from None
+        return TLSConfig(client_cert=cert, client_private_key=key)
+    return settings.tls_enabled
+
+
+async def connect(settings: Settings) -> Client:
+    try:
+        return await asyncio.wait_for(
+            Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                api_key=settings.temporal_api_key,
+                tls=tls_config(settings),
+                data_converter=pydantic_data_converter,
+            ),
+            timeout=CONNECT_TIMEOUT_SECONDS,
+        )
+    except (TimeoutError, RuntimeError, OSError) as err:
+        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else str(err).splitlines()[0]
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address} ({reason}); "
+            "check TEMPORAL_ADDRESS or start a server (temporal server start-dev)"
+        ) from None

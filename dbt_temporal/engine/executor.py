@@ -1,0 +1,107 @@
+"""Run one dbt node in a warm session, the way dbt's own thread pool would."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
+from dbt.contracts.graph.nodes import CompiledNode
+
+from dbt_temporal.engine.isolation import activated
+from dbt_temporal.engine.planner import make_task
+from dbt_temporal.engine.session import DbtSession
+from dbt_temporal.models import NodeResult, NodeStatus, TimingEntry
+
+# dbt's result words mapped onto the node statuses of the wire contract.
+_STATUS_MAP = {
+    DbtNodeStatus.Success: NodeStatus.success,
+    DbtNodeStatus.Pass: NodeStatus.success,
+    DbtNodeStatus.Warn: NodeStatus.success,
+    DbtNodeStatus.NoOp: NodeStatus.success,
+    DbtNodeStatus.Error: NodeStatus.error,
+    DbtNodeStatus.Fail: NodeStatus.error,
+    DbtNodeStatus.RuntimeErr: NodeStatus.error,
+    DbtNodeStatus.PartialSuccess: NodeStatus.error,
+    DbtNodeStatus.Skipped: NodeStatus.skipped,
+}
+
+
+@dataclass
+class NodeOutcome:
+    """A node's result, plus the exception dbt swallowed while producing it."""
+
+    result: NodeResult
+    exception: BaseException | None
+
+
+def run_node(session: DbtSession, command: str, unique_id: str, index: int, total: int) -> NodeOutcome:
+    task, flags = make_task(session, command, None, None)
+    node = _fresh_copy(session.manifest, unique_id)
+    caught: list[BaseException] = []
+    with activated(session.state(flags)):
+        runner = task.get_runner_type(node)(session.config, session.adapter, node, index, total)
+        _record_exceptions(runner, caught)
+        started = time.time()
+        dbt_result = runner.run_with_hooks(session.manifest)
+        finished = time.time()
+    result = to_node_result(dbt_result, runner.node, started, finished)
+    return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def _fresh_copy(manifest: Any, unique_id: str) -> Any:
+    """A private copy of the node with its compiled state cleared.
+
+    dbt compiles nodes in place; a manifest shared by many runs would keep
+    `extra_ctes_injected` from the previous run and skip ephemeral CTE
+    injection, and two runs compiling one node object would race.
+    """
+    source = manifest.unit_tests[unique_id] if unique_id in manifest.unit_tests else manifest.nodes[unique_id]
+    node = copy.deepcopy(source)
+    if isinstance(node, CompiledNode):
+        node.compiled = False
+        node.compiled_code = None
+        node.extra_ctes_injected = False
+        node.extra_ctes = []
+    return node
+
+
+def _record_exceptions(runner: Any, caught: list[BaseException]) -> None:
+    """dbt turns every exception into an error result; keep the exception for retry decisions."""
+    original = runner.handle_exception
+
+    def handle_exception(exc: BaseException, ctx: Any) -> str:
+        caught.append(exc)
+        return original(exc, ctx)
+
+    runner.handle_exception = handle_exception
+
+
+def to_node_result(dbt_result: Any, node: Any, started: float, finished: float) -> NodeResult:
+    adapter_response = dbt_result.adapter_response or {}
+    if hasattr(adapter_response, "to_dict"):
+        adapter_response = adapter_response.to_dict()
+    return NodeResult(
+        unique_id=node.unique_id,
+        status=_STATUS_MAP.get(dbt_result.status, NodeStatus.error),
+        dbt_status=str(dbt_result.status),
+        execution_time=dbt_result.execution_time or 0.0,
+        message=dbt_result.message,
+        adapter_response={k: v for k, v in adapter_response.items() if v is not None},
+        timing=[
+            TimingEntry(
+                name=t.name,
+                started_at=t.started_at.isoformat() if t.started_at else None,
+                completed_at=t.completed_at.isoformat() if t.completed_at else None,
+            )
+            for t in dbt_result.timing
+        ],
+        failures=dbt_result.failures,
+        compiled_code=getattr(node, "compiled_code", None),
+        thread_id=threading.current_thread().name,
+        started_at=started,
+        completed_at=finished,
+    )

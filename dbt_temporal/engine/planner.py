@@ -1,0 +1,148 @@
+"""Turn a dbt selection into a plan: plain data the workflow can schedule.
+
+Selection goes through dbt's own task classes, so every selection method,
+graph operator, `--exclude`, default selector and indirect test selection
+behaves exactly as on the dbt command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+from dbt.node_types import NodeType
+from dbt.task.build import BuildTask
+from dbt.task.compile import CompileTask
+from dbt.task.list import ListTask
+from dbt.task.run import RunTask
+from dbt.task.seed import SeedTask
+from dbt.task.snapshot import SnapshotTask
+from dbt.task.test import TestTask
+
+from dbt_temporal.engine.isolation import activated
+from dbt_temporal.engine.session import DbtSession
+from dbt_temporal.models import Plan, PlannedNode, PlanRequest
+
+TASKS: dict[str, type] = {
+    "build": BuildTask,
+    "run": RunTask,
+    "test": TestTask,
+    "seed": SeedTask,
+    "snapshot": SnapshotTask,
+    "compile": CompileTask,
+    "ls": ListTask,
+    "list": ListTask,
+}
+
+
+def selection_args(select: str | None, exclude: str | None) -> list[str]:
+    args: list[str] = []
+    if select:
+        args += ["--select", *select.split()]
+    if exclude:
+        args += ["--exclude", *exclude.split()]
+    return args
+
+
+def make_task(session: DbtSession, command: str, select: str | None, exclude: str | None) -> Any:
+    """One of dbt's own task objects, wired to the session's warm manifest and graph."""
+    dbt_command = "ls" if command == "list" else command
+    flags = session.command_flags(dbt_command, *selection_args(select, exclude))
+    task = TASKS[command](flags, session.config, session.manifest)
+    task.graph = session.graph(with_test_edges=command == "build")
+    return task, flags
+
+
+def plan_selection(session: DbtSession, request: PlanRequest) -> Plan:
+    task, flags = make_task(session, request.command, request.select, request.exclude)
+    with activated(session.state(flags)):
+        queue = task.get_graph_queue()
+        graph: nx.DiGraph = queue.graph
+        unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
+    selected = sorted(graph.nodes)
+    graph = _without_ephemeral_models(graph, session.manifest)
+    nodes = [_planned(session, uid, sorted(graph.predecessors(uid))) for uid in nx.topological_sort(graph)]
+    nodes = _with_unit_tests(session, nodes, unit_tests)
+    return Plan(
+        project=session.config.project_name,
+        target=session.config.target_name,
+        adapter_type=session.adapter.type(),
+        threads=session.config.threads,
+        nodes=nodes,
+        selected=selected,
+        project_summary=_project_summary(session.manifest),
+    )
+
+
+def _without_ephemeral_models(graph: nx.DiGraph, manifest: Any) -> nx.DiGraph:
+    """Ephemeral models are inlined into their children, never run: bridge over them."""
+    graph = graph.copy()
+    for uid in list(graph.nodes):
+        node = manifest.nodes.get(uid)
+        if node is not None and node.is_ephemeral_model:
+            for parent in graph.predecessors(uid):
+                for child in graph.successors(uid):
+                    graph.add_edge(parent, child)
+            graph.remove_node(uid)
+    return graph
+
+
+def _with_unit_tests(session: DbtSession, nodes: list[PlannedNode], unit_tests: list[str]) -> list[PlannedNode]:
+    """In `build`, a model's unit tests run just before it and gate it."""
+    if not unit_tests:
+        return nodes
+    by_model: dict[str, list[str]] = {}
+    for uid in unit_tests:
+        model_id = session.manifest.unit_tests[uid].depends_on.nodes[0]
+        by_model.setdefault(model_id, []).append(uid)
+    result: list[PlannedNode] = []
+    for node in nodes:
+        for uid in by_model.get(node.unique_id, []):
+            result.append(_planned(session, uid, node.parents))
+        if node.unique_id in by_model:
+            node = node.model_copy(update={"parents": node.parents + by_model[node.unique_id]})
+        result.append(node)
+    return result
+
+
+def _lookup(manifest: Any, uid: str) -> Any:
+    for collection in (manifest.nodes, manifest.unit_tests, manifest.sources, manifest.exposures):
+        if uid in collection:
+            return collection[uid]
+    functions = getattr(manifest, "functions", {})
+    return functions.get(uid) or manifest.saved_queries[uid]
+
+
+def _planned(session: DbtSession, uid: str, parents: list[str]) -> PlannedNode:
+    node = _lookup(session.manifest, uid)
+    return PlannedNode(
+        unique_id=uid,
+        name=node.name,
+        resource_type=str(node.resource_type),
+        description=describe(node),
+        parents=parents,
+    )
+
+
+def describe(node: Any) -> str:
+    """The words dbt prints before a node's name, e.g. "sql table model main.orders"."""
+    resource_type = node.resource_type
+    if resource_type in (NodeType.Test, NodeType.Unit):
+        return f"{'unit_test' if resource_type == NodeType.Unit else 'test'} {node.name}"
+    schema = getattr(node, "schema", None)
+    target = f"{schema}.{node.alias}" if schema and getattr(node, "alias", None) else node.name
+    if resource_type == NodeType.Model:
+        language = getattr(node, "language", "sql")
+        return f"{language} {node.config.materialized} model {target}"
+    return f"{resource_type} {target}"
+
+
+def _project_summary(manifest: Any) -> str:
+    counts: dict[str, int] = {}
+    for node in manifest.nodes.values():
+        label = "data test" if node.resource_type == NodeType.Test else str(node.resource_type)
+        counts[label] = counts.get(label, 0) + 1
+    for label, collection in (("source", manifest.sources), ("unit test", manifest.unit_tests)):
+        if collection:
+            counts[label] = len(collection)
+    return ", ".join(f"{n} {label}{'s' if n != 1 else ''}" for label, n in sorted(counts.items()))

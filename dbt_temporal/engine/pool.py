@@ -1,0 +1,58 @@
+"""The worker's warm sessions, one per project and combination of run settings."""
+
+from __future__ import annotations
+
+import threading
+
+from dbt_temporal.engine.session import DbtSession, open_session, session_key
+from dbt_temporal.models import SessionSpec
+from dbt_temporal.projects import ProjectDir
+
+
+class UnknownProject(LookupError):
+    pass
+
+
+class SessionPool:
+    def __init__(self, projects: dict[str, ProjectDir], default_target: str | None = None) -> None:
+        self.projects = projects
+        self.default_target = default_target
+        self._sessions: dict[str, DbtSession] = {}
+        self._opening: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def resolve_project(self, name: str | None) -> ProjectDir:
+        names = ", ".join(sorted(self.projects)) or "none"
+        if name is None:
+            if len(self.projects) == 1:
+                return next(iter(self.projects.values()))
+            raise UnknownProject(f"this worker has several projects ({names}); say which with 'project'")
+        if name not in self.projects:
+            raise UnknownProject(f"unknown project '{name}'; this worker has: {names}")
+        return self.projects[name]
+
+    def get(self, spec: SessionSpec) -> DbtSession:
+        """The warm session for `spec`, parsing the project on first use."""
+        project = self.resolve_project(spec.project)
+        spec = spec.model_copy(update={"project": project.name, "target": spec.target or self.default_target})
+        key = session_key(project.name, spec)
+        with self._lock:
+            if key in self._sessions:
+                return self._sessions[key]
+            opening = self._opening.setdefault(key, threading.Lock())
+        # Parse outside the pool lock so warm sessions stay available meanwhile.
+        with opening:
+            with self._lock:
+                if key in self._sessions:
+                    return self._sessions[key]
+            session = open_session(project.path, project.profiles_dir, spec, key)
+            with self._lock:
+                self._sessions[key] = session
+                self._opening.pop(key, None)
+            return session
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions.values():
+                session.close()
+            self._sessions.clear()

@@ -1,0 +1,172 @@
+"""Plain data exchanged between the CLI, the workflow and the activities.
+
+These models are the wire contract: field names match the reference
+implementation so existing `temporal workflow start --input` payloads work.
+Nothing here imports dbt, so the workflow sandbox can load it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+WORKFLOW_TYPE = "dbt_run"
+PLAN_ACTIVITY = "plan_project"
+
+# Commands that execute nodes, and the ones that only describe the selection.
+EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile")
+LISTING_COMMANDS = ("ls", "list")
+COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
+
+
+class NodeStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    success = "success"
+    error = "error"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (NodeStatus.pending, NodeStatus.running)
+
+
+class DbtRunInput(BaseModel):
+    """Input of the `dbt_run` workflow; every field is optional."""
+
+    project: str | None = None
+    command: str = "build"
+    select: str | None = None
+    exclude: str | None = None
+    vars: dict[str, Any] | None = None
+    target: str | None = None
+    full_refresh: bool = False
+    fail_fast: bool = False
+    env: dict[str, str] | None = None
+    hooks: dict[str, Any] | None = None
+    # How many nodes of this run may execute at once; the profile's `threads` when unset.
+    threads: int | None = Field(default=None, ge=1)
+
+    def without_secrets(self) -> dict[str, Any]:
+        """The input as shown in memos and logs: env keys survive, their values do not."""
+        shown = self.model_dump(exclude={"env"})
+        shown["env"] = sorted((self.env or {}).keys())
+        return shown
+
+
+class SessionSpec(BaseModel):
+    """Everything that decides how a project is parsed and connected.
+
+    Two runs with equal specs share one warm dbt session on a worker.
+    """
+
+    project: str | None = None
+    target: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    full_refresh: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, run: DbtRunInput) -> SessionSpec:
+        return cls(
+            project=run.project,
+            target=run.target,
+            vars=run.vars or {},
+            full_refresh=run.full_refresh,
+            env=run.env or {},
+        )
+
+
+class PlanRequest(BaseModel):
+    session: SessionSpec
+    command: str
+    select: str | None = None
+    exclude: str | None = None
+
+
+class PlannedNode(BaseModel):
+    unique_id: str
+    name: str
+    resource_type: str
+    # What dbt prints for the node, e.g. "sql table model main.orders".
+    description: str
+    # Selected nodes this one waits for (dbt's graph, with build's test edges).
+    parents: list[str] = Field(default_factory=list)
+
+    @property
+    def activity_type(self) -> str:
+        return f"{self.resource_type}:{self.name}"
+
+
+class Plan(BaseModel):
+    project: str
+    target: str
+    adapter_type: str
+    threads: int
+    nodes: list[PlannedNode]
+    # Everything dbt selected, ephemeral models included (what `dbt ls` prints).
+    selected: list[str] = Field(default_factory=list)
+    # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
+    project_summary: str = ""
+
+
+class NodeRequest(BaseModel):
+    session: SessionSpec
+    command: str
+    unique_id: str
+    index: int
+    total: int
+
+
+class TimingEntry(BaseModel):
+    name: str
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class NodeResult(BaseModel):
+    unique_id: str
+    status: NodeStatus
+    # dbt's own status word: success, error, pass, fail, warn, skipped, ...
+    dbt_status: str
+    execution_time: float = 0.0
+    message: str | None = None
+    adapter_response: dict[str, Any] = Field(default_factory=dict)
+    timing: list[TimingEntry] = Field(default_factory=list)
+    failures: int | None = None
+    compiled_code: str | None = None
+    thread_id: str | None = None
+    worker: str | None = None
+    # Wall-clock start and end of the activity as the worker saw them (epoch seconds).
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class DbtRunOutput(BaseModel):
+    invocation_id: str
+    project: str | None = None
+    command: str = "build"
+    success: bool
+    skipped: bool = False
+    skip_reason: str | None = None
+    cancelled: bool = False
+    selected: list[str] = Field(default_factory=list)
+    node_results: list[NodeResult] = Field(default_factory=list)
+    elapsed_time: float = 0.0
+    artifacts: list[str] = Field(default_factory=list)
+    log_path: str | None = None
+    hook_errors: list[str] = Field(default_factory=list)
+    summary: str = ""
+
+
+class RunState(BaseModel):
+    """What the `status` query and the memos describe: a run as it is now."""
+
+    command: dict[str, Any] = Field(default_factory=dict)
+    node_status: dict[str, NodeStatus] = Field(default_factory=dict)
+    log: list[str] = Field(default_factory=list)
+    finished: bool = False
+    output: DbtRunOutput | None = None

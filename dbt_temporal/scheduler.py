@@ -1,0 +1,91 @@
+"""Dependency-driven scheduling of a plan, with dbt's skip semantics.
+
+Pure logic, deterministic and free of I/O, so the workflow can use it and
+unit tests can drive it directly. A node becomes ready the moment all of its
+own parents have succeeded: there is no level barrier.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dbt_temporal.models import NodeStatus, PlannedNode
+
+
+class DagScheduler:
+    def __init__(self, nodes: list[PlannedNode], concurrency: int) -> None:
+        self.concurrency = max(1, concurrency)
+        self.nodes = {node.unique_id: node for node in nodes}
+        self.status: dict[str, NodeStatus] = {uid: NodeStatus.pending for uid in self.nodes}
+        # Why a node was skipped: the unique_id of the node whose failure caused it, or a reason.
+        self.skip_cause: dict[str, str] = {}
+        self._children: dict[str, list[str]] = {uid: [] for uid in self.nodes}
+        self._unfinished_parents: dict[str, set[str]] = {}
+        for node in nodes:
+            parents = {p for p in node.parents if p in self.nodes}
+            self._unfinished_parents[node.unique_id] = parents
+            for parent in parents:
+                self._children[parent].append(node.unique_id)
+        # Plan order is topological; keeping it makes start order match dbt's.
+        self._ready: deque[str] = deque(uid for uid in self.nodes if not self._unfinished_parents[uid])
+        self.running: set[str] = set()
+
+    def start_ready(self) -> list[PlannedNode]:
+        """Nodes to start now, marked running, within the concurrency limit."""
+        started: list[PlannedNode] = []
+        while self._ready and len(self.running) < self.concurrency:
+            uid = self._ready.popleft()
+            if self.status[uid] != NodeStatus.pending:
+                continue
+            self.status[uid] = NodeStatus.running
+            self.running.add(uid)
+            started.append(self.nodes[uid])
+        return started
+
+    def finish(self, uid: str, status: NodeStatus) -> list[str]:
+        """Record a finished node; returns the nodes skipped because of it."""
+        self.running.discard(uid)
+        self.status[uid] = status
+        if status != NodeStatus.success:
+            return self._skip_descendants(uid)
+        for child in self._children[uid]:
+            waiting = self._unfinished_parents[child]
+            waiting.discard(uid)
+            if not waiting and self.status[child] == NodeStatus.pending:
+                self._ready.append(child)
+        return []
+
+    def skip_pending(self, reason: str) -> list[str]:
+        """Skip every node that has not started (fail-fast)."""
+        skipped = [uid for uid, s in self.status.items() if s == NodeStatus.pending]
+        for uid in skipped:
+            self.status[uid] = NodeStatus.skipped
+            self.skip_cause[uid] = reason
+        self._ready.clear()
+        return skipped
+
+    def cancel_unfinished(self) -> list[str]:
+        """Mark every pending or running node cancelled (the run itself was cancelled)."""
+        cancelled = [uid for uid, s in self.status.items() if not s.finished]
+        for uid in cancelled:
+            self.status[uid] = NodeStatus.cancelled
+        self.running.clear()
+        self._ready.clear()
+        return cancelled
+
+    @property
+    def done(self) -> bool:
+        return not self.running and not self._ready
+
+    def _skip_descendants(self, failed: str) -> list[str]:
+        skipped: list[str] = []
+        stack = list(self._children[failed])
+        while stack:
+            uid = stack.pop()
+            if self.status[uid] != NodeStatus.pending:
+                continue
+            self.status[uid] = NodeStatus.skipped
+            self.skip_cause[uid] = failed
+            skipped.append(uid)
+            stack.extend(self._children[uid])
+        return skipped

@@ -1,0 +1,62 @@
+"""The one configuration model every subcommand reads.
+
+Environment variables first (names from the reference implementation), then
+CLI flags, which the CLI passes in as overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    temporal_address: str = Field(default="localhost:7233", description="Temporal server address, host:port.")
+    temporal_namespace: str = Field(default="default", description="Temporal namespace.")
+    temporal_task_queue: str = Field(default="dbt-tasks", description="Task queue the worker polls.")
+    temporal_api_key: str | None = Field(
+        default=None, description="API key for Temporal Cloud (sent as a bearer token).", repr=False
+    )
+    temporal_tls_cert: Path | None = Field(default=None, description="Client certificate PEM for mTLS.")
+    temporal_tls_key: Path | None = Field(default=None, description="Client private key PEM for mTLS.")
+
+    dbt_project_dirs: str | None = Field(default=None, description="Comma-separated dbt project directories.")
+    dbt_projects_dir: Path | None = Field(
+        default=None, description="Directory scanned for subdirectories holding dbt_project.yml."
+    )
+    dbt_project_dir: Path | None = Field(default=None, description="A single dbt project directory.")
+    dbt_profiles_dir: Path | None = Field(
+        default=None, description="Directory holding profiles.yml (default: each project's own directory)."
+    )
+    dbt_target: str | None = Field(default=None, description="Profile target used when a run names none.")
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        address = value.strip()
+        for scheme in ("http://", "https://", "grpc://"):
+            if address.startswith(scheme):
+                address = address[len(scheme) :]
+        address = address.rstrip("/")
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"'{value}' is not host:port (for example localhost:7233)")
+        return address
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.temporal_api_key or self.temporal_tls_cert)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return field.upper()

@@ -1,0 +1,73 @@
+"""Assembling and running the worker: projects, warm sessions, workflow and activities."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from dbt_temporal.models import SessionSpec
+from dbt_temporal.projects import discover_projects
+from dbt_temporal.settings import Settings
+from dbt_temporal.workflow import DbtRunWorkflow
+
+if TYPE_CHECKING:
+    from dbt_temporal.engine.pool import SessionPool
+
+log = logging.getLogger("dbtt.worker")
+# Node threads per worker: the ceiling across all runs; each run keeps to its own `threads`.
+NODE_THREADS = 32
+
+
+def quiet_dbt_events() -> None:
+    """dbt's own console logger would print every event of every run; the run log covers them."""
+    from dbt_common.events.event_manager_client import cleanup_event_logger
+
+    cleanup_event_logger()
+
+
+async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+    """Serve runs until `stop` is set; each project is parsed once, up front."""
+    from dbt_temporal.activities import DbtActivities
+    from dbt_temporal.engine.pool import SessionPool
+
+    projects = discover_projects(settings)
+    quiet_dbt_events()
+    pool = SessionPool(projects, settings.dbt_target)
+    activities = DbtActivities(pool, threads=NODE_THREADS)
+    try:
+        for name in projects:
+            await _warm(pool, name)
+        worker = Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=[DbtRunWorkflow],
+            activities=[activities.plan_project, activities.execute_node],
+            max_concurrent_activities=NODE_THREADS * 2,
+        )
+        async with worker:
+            log.info(
+                "ready: polling %s/%s for %s",
+                settings.temporal_namespace,
+                settings.temporal_task_queue,
+                ", ".join(sorted(projects)),
+            )
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        activities.close()
+
+
+async def _warm(pool: SessionPool, project: str) -> None:
+    """Parse the project's default session now, so the first run starts warm.
+
+    A failure here is not fatal: a profile may need env values that only runs supply.
+    """
+    try:
+        session = await asyncio.to_thread(pool.get, SessionSpec(project=project))
+        log.info("parsed %s in %.2fs", project, session.parse_seconds)
+    except Exception as err:  # noqa: BLE001 - reported, and retried by the first run
+        log.warning("could not parse %s at start (%s); runs will retry", project, str(err).splitlines()[0])

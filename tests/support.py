@@ -1,0 +1,158 @@
+"""Helpers for tests that drive real processes: a worker, the CLI, dbt itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from dbt_temporal.models import DbtRunInput, DbtRunOutput
+from dbt_temporal.runs import RunView, fetch_view, start_run
+from dbt_temporal.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+TEST_PROJECTS = Path(__file__).resolve().parent / "projects"
+BIN = Path(sys.executable).parent
+WORKER_READY_SECONDS = 120
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("target", "logs", "*.duckdb*"))
+    return destination
+
+
+@dataclass
+class WorkerProcess:
+    """A real `dbtt worker` subprocess on its own task queue."""
+
+    address: str
+    env: dict[str, str]
+    task_queue: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    process: subprocess.Popen[str] | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def start(self) -> WorkerProcess:
+        env = {**os.environ, **self.env, "TEMPORAL_ADDRESS": self.address, "TEMPORAL_TASK_QUEUE": self.task_queue}
+        self.process = subprocess.Popen(
+            [str(BIN / "dbtt"), "worker"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            assert self.process and self.process.stdout
+            for line in self.process.stdout:
+                self.lines.append(line)
+                if "ready: polling" in line:
+                    ready.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        try:
+            ready.get(timeout=WORKER_READY_SECONDS)
+        except queue.Empty:
+            self.stop()
+            raise AssertionError("worker did not become ready:\n" + "".join(self.lines)) from None
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(temporal_address=self.address, temporal_task_queue=self.task_queue)
+
+
+async def _connect(address: str) -> Client:
+    return await Client.connect(address, data_converter=pydantic_data_converter)
+
+
+def run_and_wait(worker: WorkerProcess, run: DbtRunInput, workflow_id: str | None = None) -> RunView:
+    """Start a run on the worker's queue and return its final view (what `dbtt status` shows)."""
+
+    async def main() -> RunView:
+        client = await _connect(worker.address)
+        handle = await start_run(client, worker.settings, run, workflow_id or f"test-{uuid.uuid4().hex[:10]}")
+        try:
+            await handle.result()
+        except WorkflowFailureError:
+            pass
+        return await fetch_view(handle)
+
+    return asyncio.run(main())
+
+
+def memo_of(address: str, workflow_id: str) -> dict:
+    async def main() -> dict:
+        client = await _connect(address)
+        description = await client.get_workflow_handle(workflow_id).describe()
+        return await description.memo()
+
+    return asyncio.run(main())
+
+
+def dbtt(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as a user runs it."""
+    return subprocess.run(
+        [str(BIN / "dbtt"), *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def dbt_build(project: Path, env: dict[str, str], *args: str) -> dict[str, str]:
+    """Plain `dbt build` on a project copy; returns unique_id -> dbt status from run_results.json."""
+    subprocess.run(
+        [str(BIN / "dbt"), "build", "--project-dir", str(project), "--profiles-dir", str(project), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=project,
+    )
+    results = json.loads((project / "target" / "run_results.json").read_text())
+    return {r["unique_id"]: r["status"] for r in results["results"]}
+
+
+def table_rows(database: Path, table: str) -> list[tuple]:
+    with duckdb.connect(str(database), read_only=True) as connection:
+        return sorted(connection.execute(f"select * from {table}").fetchall(), key=repr)
+
+
+def wait_until(condition, timeout: float = 60, interval: float = 0.1) -> None:  # noqa: ANN001
+    """Poll a condition until it holds; fail with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError("condition not met within timeout")
+
+
+def output_of(view: RunView) -> DbtRunOutput:
+    assert view.output is not None, f"run has no output: {view.error}"
+    return view.output

@@ -1,0 +1,156 @@
+"""The `dbtt` command as users and CI scripts run it: output shapes and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support import BIN, dbtt
+
+
+def env_for(worker) -> dict[str, str]:  # noqa: ANN001
+    return {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
+
+
+def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, start_worker) -> None:
+    worker = start_worker(shop)
+
+    result = dbtt("submit", "-s", "+orders", "--output", "json", "--workflow-id", "cli-json", env=env_for(worker))
+
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["success"] is True
+    assert output["project"] == "shop"
+    assert output["summary"].startswith("Done. PASS=")
+    statuses = {r["unique_id"]: r["status"] for r in output["node_results"]}
+    assert statuses["model.shop.orders"] == "success"
+    assert set(statuses.values()) == {"success"}
+    assert {"invocation_id", "elapsed_time", "selected", "artifacts", "log_path"} <= output.keys()
+
+    listed = dbtt("status", "--output", "json", env=env_for(worker))
+    assert listed.returncode == 0
+    assert "cli-json" in {run["workflow_id"] for run in json.loads(listed.stdout)}
+
+
+def test_submit_text_streams_the_log_and_exits_1_on_failure(shop: Path, start_worker) -> None:
+    (shop / "models" / "marts" / "bad.sql").write_text("select nope from {{ ref('stg_orders') }}\n")
+    worker = start_worker(shop)
+
+    result = dbtt("submit", "build", "-s", "+bad", env=env_for(worker))
+
+    assert result.returncode == 1
+    assert "START sql view model main.stg_orders" in result.stdout
+    assert "Done. PASS=5 WARN=0 ERROR=1 SKIP=0 NO-OP=0 TOTAL=6" in result.stdout
+    assert "model bad:" in result.stdout
+    assert "Started dbt-" in result.stderr
+
+
+def test_ls_returns_the_selection_dbt_ls_gives(shop: Path, start_worker) -> None:
+    worker = start_worker(shop)
+    selection = ["-s", "+orders", "--exclude", "stg_customers"]
+
+    ours = dbtt("submit", "ls", *selection, "--output", "json", env=env_for(worker))
+    theirs = subprocess.run(
+        [
+            str(BIN / "dbt"),
+            "ls",
+            *selection,
+            "--output",
+            "json",
+            "--output-keys",
+            "unique_id",
+            "--quiet",
+            "--project-dir",
+            str(shop),
+            "--profiles-dir",
+            str(shop),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=shop,
+    )
+
+    assert ours.returncode == 0, ours.stderr
+    expected = {json.loads(line)["unique_id"] for line in theirs.stdout.splitlines() if line.startswith("{")}
+    assert expected and set(json.loads(ours.stdout)["selected"]) == expected
+    assert json.loads(ours.stdout)["node_results"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "nosuchmethod:foo"], "nosuchmethod"),
+        (["--project", "nope"], "unknown project 'nope'; this worker has: shop"),
+    ],
+)
+def test_requests_the_worker_rejects_fail_at_once_with_exit_2(shop: Path, start_worker, args, message) -> None:
+    worker = start_worker(shop)
+    started = time.monotonic()
+
+    result = dbtt("submit", *args, env=env_for(worker))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert time.monotonic() - started < 30  # not retried
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "explode"], "unknown dbt command 'explode'"),
+        (["submit", "--vars", "[1, 2"], "--vars must be a YAML or JSON mapping"),
+        (["submit", "--env", "NOEQUALS"], "--env takes KEY=VALUE"),
+        (["submit", "--address", "not an address"], "TEMPORAL_ADDRESS: 'not an address' is not host:port"),
+        (["worker", "--project-dir", "/no/such/dir"], "/no/such/dir is not a dbt project"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = dbtt(*args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cert_without_key_is_rejected() -> None:
+    result = dbtt("submit", env={"TEMPORAL_TLS_CERT": "/tmp/cert.pem"})
+
+    assert result.returncode == 2
+    assert "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together" in result.stderr
+
+
+def test_unreachable_server_exits_3_quickly() -> None:
+    started = time.monotonic()
+
+    result = dbtt("submit", "--address", "127.0.0.1:1")
+
+    assert result.returncode == 3
+    assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert time.monotonic() - started < 20
+
+
+def test_status_of_unknown_run_exits_2(temporal) -> None:  # noqa: ANN001
+    result = dbtt("status", "no-such-run", env={"TEMPORAL_ADDRESS": temporal.address})
+
+    assert result.returncode == 2
+    assert "no run with workflow id 'no-such-run'" in result.stderr
+
+
+def test_help_names_the_environment_variables() -> None:
+    result = dbtt("worker", "--help")
+
+    assert result.returncode == 0
+    for name in (
+        "TEMPORAL_ADDRESS",
+        "TEMPORAL_NAMESPACE",
+        "TEMPORAL_TASK_QUEUE",
+        "DBT_PROJECT_DIR",
+        "DBT_PROFILES_DIR",
+    ):
+        assert name in result.stdout

@@ -1,0 +1,127 @@
+"""End to end: real Temporal dev server, real `dbtt worker` processes, real DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dbt_temporal.models import DbtRunInput, NodeStatus
+from tests.support import (
+    EXAMPLES,
+    TEST_PROJECTS,
+    copy_project,
+    dbt_build,
+    dbtt,
+    memo_of,
+    output_of,
+    run_and_wait,
+    table_rows,
+)
+
+MARTS = ("orders", "customers", "order_facts")
+
+
+def add_broken_branch(project: Path) -> None:
+    """A model with a SQL error and a child of it, beside the healthy marts."""
+    marts = project / "models" / "marts"
+    (marts / "broken.sql").write_text("select no_such_column from {{ ref('stg_orders') }}\n")
+    (marts / "broken_child.sql").write_text("select * from {{ ref('broken') }}\n")
+
+
+def test_build_gives_what_dbt_build_gives(shop: Path, tmp_path: Path, start_worker) -> None:
+    reference = copy_project(EXAMPLES / "shop", tmp_path / "reference")
+    expected = dbt_build(reference, {"SHOP_DUCKDB_PATH": str(reference / "shop.duckdb")})
+
+    worker = start_worker(shop)
+    output = output_of(run_and_wait(worker, DbtRunInput()))
+
+    assert output.success
+    assert {r.unique_id: r.dbt_status for r in output.node_results} == expected
+    orders = next(r for r in output.node_results if r.unique_id == "model.shop.orders")
+    assert "__dbt__cte__stg_payments" in (orders.compiled_code or "")  # the ephemeral model was inlined
+    seed = next(r for r in output.node_results if r.unique_id == "seed.shop.raw_orders")
+    assert seed.adapter_response.get("rows_affected") == 7
+    worker.stop()  # DuckDB lets one process hold the file
+    for table in MARTS:
+        assert table_rows(shop / "shop.duckdb", table) == table_rows(reference / "shop.duckdb", table)
+
+
+def test_failed_model_skips_its_descendants_only(shop: Path, tmp_path: Path, start_worker) -> None:
+    add_broken_branch(shop)
+    reference = copy_project(shop, tmp_path / "reference")
+    expected = dbt_build(reference, {"SHOP_DUCKDB_PATH": str(reference / "shop.duckdb")})
+    worker = start_worker(shop)
+
+    view = run_and_wait(worker, DbtRunInput(), workflow_id="broken-branch")
+    output = output_of(view)
+
+    assert not output.success
+    results = {r.unique_id: r for r in output.node_results}
+    assert {uid: r.dbt_status for uid, r in results.items()} == expected
+    assert results["model.shop.broken"].status == NodeStatus.error
+    assert "no_such_column" in (results["model.shop.broken"].message or "")
+    assert results["model.shop.broken_child"].status == NodeStatus.skipped
+    assert "broken" in (results["model.shop.broken_child"].message or "")
+    assert results["model.shop.customers"].status == NodeStatus.success
+
+    shown = dbtt("status", "broken-branch", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
+    assert shown.returncode == 1
+    statuses = {r["unique_id"]: r["status"] for r in json.loads(shown.stdout)["output"]["node_results"]}
+    assert statuses["model.shop.broken"] == "error"
+    assert statuses["model.shop.broken_child"] == "skipped"
+
+    text = dbtt("status", "broken-branch", env={"TEMPORAL_ADDRESS": worker.address})
+    assert text.returncode == 1
+    assert "model broken: " in text.stdout and "no_such_column" in text.stdout
+    assert "skipped: model broken_child" in text.stdout
+
+
+def test_fail_fast_starts_nothing_after_the_first_failure(shop: Path, start_worker) -> None:
+    add_broken_branch(shop)
+    worker = start_worker(shop)
+
+    output = output_of(run_and_wait(worker, DbtRunInput(fail_fast=True, threads=1)))
+
+    results = {r.unique_id: r for r in output.node_results}
+    failed = results["model.shop.broken"]
+    assert failed.status == NodeStatus.error
+    assert failed.completed_at is not None
+    started_later = [r.unique_id for r in output.node_results if r.started_at and r.started_at > failed.completed_at]
+    assert started_later == []
+    skipped = [r for r in output.node_results if r.status == NodeStatus.skipped]
+    assert skipped and all(
+        r.message == "Skipping due to fail_fast" for r in skipped if r.unique_id != "model.shop.broken_child"
+    )
+
+
+def test_a_chain_runs_beside_a_slow_node_without_waiting_for_its_level(tmp_path: Path, start_worker) -> None:
+    project = copy_project(TEST_PROJECTS / "uneven", tmp_path / "uneven")
+    worker = start_worker(project, UNEVEN_DUCKDB_PATH=str(project / "uneven.duckdb"))
+
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run")))
+
+    results = {r.unique_id.split(".")[-1]: r for r in output.node_results}
+    slow = results["slow"]
+    assert slow.status == NodeStatus.success
+    # fast_b and fast_c sit one and two levels below slow's level: a level barrier would hold them.
+    for name in ("fast_b", "fast_c"):
+        assert results[name].status == NodeStatus.success
+        assert results[name].completed_at < slow.completed_at, name
+
+
+def test_memos_show_the_run_and_keep_env_values_secret(shop: Path, start_worker) -> None:
+    worker = start_worker(shop)
+    run = DbtRunInput(select="+orders", env={"SOME_API_TOKEN": "hunter2-do-not-leak"})
+
+    output = output_of(run_and_wait(worker, run, workflow_id="memo-check"))
+    memo = memo_of(worker.address, "memo-check")
+
+    assert output.success, [(r.unique_id, r.message) for r in output.node_results]
+    assert memo["command"]["select"] == "+orders"
+    assert memo["command"]["env"] == ["SOME_API_TOKEN"]
+    assert memo["node_status"] == {r.unique_id: "success" for r in output.node_results}
+    assert memo["progress"]["total"] == len(output.node_results) == memo["progress"]["success"]
+    log = memo["log"]
+    assert any(" START sql view model main.stg_customers " in line for line in log)
+    assert log[-1].startswith("Done. PASS=") and log[-1].endswith(f"TOTAL={len(output.node_results)}")
+    assert "hunter2" not in json.dumps(memo)

@@ -1,0 +1,69 @@
+"""Run log lines and memo bounding."""
+
+from __future__ import annotations
+
+from dbt_temporal import runlog
+from dbt_temporal.models import NodeResult, NodeStatus, PlannedNode
+
+MODEL = PlannedNode(
+    unique_id="model.p.orders", name="orders", resource_type="model", description="sql table model main.orders"
+)
+TEST = PlannedNode(
+    unique_id="test.p.t", name="unique_orders_id", resource_type="test", description="test unique_orders_id"
+)
+
+
+def result(status: NodeStatus, dbt_status: str, **extra) -> NodeResult:
+    return NodeResult(unique_id="x", status=status, dbt_status=dbt_status, execution_time=0.5, **extra)
+
+
+def test_lines_read_like_dbt() -> None:
+    assert runlog.start_line(1, 3, MODEL).startswith("1 of 3 START sql table model main.orders ...")
+    ok = runlog.finish_line(1, 3, MODEL, result(NodeStatus.success, "success", adapter_response={"_message": "OK"}))
+    assert ok.startswith("1 of 3 OK created sql table model main.orders") and ok.endswith("[OK in 0.50s]")
+    fail = runlog.finish_line(2, 3, TEST, result(NodeStatus.error, "fail", failures=4))
+    assert fail.startswith("2 of 3 FAIL 4 unique_orders_id") and fail.endswith("[FAIL in 0.50s]")
+    assert (
+        runlog.finish_line(3, 3, MODEL, result(NodeStatus.skipped, "skipped"))
+        == "3 of 3 SKIP sql table model main.orders"
+    )
+
+
+def test_done_line_counts_like_dbt() -> None:
+    results = [
+        result(NodeStatus.success, "success"),
+        result(NodeStatus.success, "pass"),
+        result(NodeStatus.success, "warn"),
+        result(NodeStatus.error, "fail"),
+        result(NodeStatus.skipped, "skipped"),
+        result(NodeStatus.cancelled, "cancelled"),
+    ]
+    assert runlog.done_line(results) == "Done. PASS=2 WARN=1 ERROR=1 SKIP=1 NO-OP=0 CANCELLED=1 TOTAL=6"
+
+
+def test_log_memo_keeps_the_tail_and_says_what_it_dropped() -> None:
+    lines = [f"line {i}" for i in range(500)]
+    bounded = runlog.bounded_log(lines, limit=200)
+    assert len(bounded) == 200
+    assert bounded[0] == "... 301 earlier lines omitted"
+    assert bounded[-1] == "line 499"
+
+
+def test_node_status_memo_keeps_the_informative_entries() -> None:
+    status = {f"model.p.m{i}": NodeStatus.success for i in range(3000)}
+    status["model.p.broken"] = NodeStatus.error
+    status["model.p.busy"] = NodeStatus.running
+
+    bounded = runlog.bounded_node_status(status, limit=2000)
+
+    assert len(bounded) == 2000
+    assert bounded["model.p.broken"] == "error" and bounded["model.p.busy"] == "running"
+    assert runlog.progress(status) == {
+        "total": 3002,
+        "pending": 0,
+        "running": 1,
+        "success": 3000,
+        "error": 1,
+        "skipped": 0,
+        "cancelled": 0,
+    }

@@ -1,0 +1,56 @@
+"""Configuration: variables, validation and project discovery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from dbt_temporal.projects import ProjectConfigError, discover_projects
+from dbt_temporal.settings import Settings
+from tests.support import EXAMPLES, copy_project
+
+
+def test_defaults_and_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().temporal_address == "localhost:7233"
+    assert Settings().temporal_task_queue == "dbt-tasks"
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "http://temporal.internal:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "analytics")
+    settings = Settings()
+    assert settings.temporal_address == "temporal.internal:7233"
+    assert settings.temporal_namespace == "analytics"
+    assert Settings(temporal_namespace="flag-wins").temporal_namespace == "flag-wins"
+
+
+@pytest.mark.parametrize("address", ["localhost", "host:port", ":7233", "host:70000"])
+def test_bad_addresses_are_rejected(address: str) -> None:
+    with pytest.raises(ValidationError, match="is not host:port"):
+        Settings(temporal_address=address)
+
+
+def test_tls_needs_cert_and_key_and_turns_on_with_an_api_key() -> None:
+    with pytest.raises(ValidationError, match="must be set together"):
+        Settings(temporal_tls_key=Path("key.pem"))
+    assert Settings(temporal_api_key="k").tls_enabled
+    assert not Settings().tls_enabled
+
+
+def test_discovery_order_and_duplicate_names(tmp_path: Path) -> None:
+    first = copy_project(EXAMPLES / "shop", tmp_path / "a" / "shop")
+    second = copy_project(EXAMPLES / "shop", tmp_path / "b" / "shop")
+
+    found = discover_projects(Settings(dbt_projects_dir=tmp_path / "a", dbt_project_dir=second))
+    assert {name: p.path for name, p in found.items()} == {"shop": first}
+
+    with pytest.raises(ProjectConfigError, match="two projects are named 'shop'") as err:
+        discover_projects(Settings(dbt_project_dirs=f"{first},{second}"))
+    assert str(first) in str(err.value) and str(second) in str(err.value)
+
+
+def test_missing_project_and_profiles_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ProjectConfigError, match="is not a dbt project"):
+        discover_projects(Settings(dbt_project_dir=tmp_path))
+    project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
+    with pytest.raises(ProjectConfigError, match="no profiles.yml"):
+        discover_projects(Settings(dbt_project_dir=project, dbt_profiles_dir=tmp_path / "nowhere"))
