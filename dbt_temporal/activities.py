@@ -1,8 +1,8 @@
 """Temporal activities: planning and running nodes on the worker's warm sessions.
 
 dbt is synchronous; each activity hands its work to the worker's node thread
-pool and heartbeats while it waits, so a dead worker is noticed quickly and
-cancellation reaches the node.
+pool and heartbeats while it waits, so a dead worker is noticed quickly and a
+cancellation reaches the node, whose warehouse query is then cancelled too.
 """
 
 from __future__ import annotations
@@ -20,21 +20,31 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from dbt_temporal.engine.executor import run_node
+from dbt_temporal.engine.errors import is_transient
+from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject
-from dbt_temporal.models import PLAN_ACTIVITY, NodeRequest, NodeResult, Plan, PlanRequest
+from dbt_temporal.models import PLAN_ACTIVITY, NodeRequest, NodeResult, NodeStatus, Plan, PlanRequest
+from dbt_temporal.secrets import redact
 
-HEARTBEAT_EVERY_SECONDS = 5.0
+HEARTBEAT_EVERY_SECONDS = 2.0
+# How long a cancelled node may take to wind down once its query was cancelled.
+CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
 
 
-def configuration_error(err: Exception) -> ApplicationError:
+def configuration_error(err: Exception, secret_values: Sequence[str]) -> ApplicationError:
     """A failure no retry can fix, carrying dbt's own message."""
     if isinstance(err, UnknownProject):
         return ApplicationError(str(err), type="ProjectNotFound", non_retryable=True)
-    message = str(err).strip() or type(err).__name__
+    message = redact(str(err).strip() or type(err).__name__, secret_values)
     return ApplicationError(message, type="Configuration", non_retryable=True)
+
+
+def is_last_attempt() -> bool:
+    info = activity.info()
+    maximum = info.retry_policy.maximum_attempts if info.retry_policy else 0
+    return maximum > 0 and info.attempt >= maximum
 
 
 class DbtActivities:
@@ -44,42 +54,65 @@ class DbtActivities:
         # Temporal's own default worker identity, so per-node results name the same process.
         self.identity = f"{os.getpid()}@{socket.gethostname()}"
 
-    async def _in_thread(self, work: Callable[[], T]) -> T:
+    async def _in_thread(self, work: Callable[[], T], on_cancel: Callable[[], None] | None = None) -> T:
         """Run blocking dbt work on a node thread, heartbeating until it returns."""
         loop = asyncio.get_running_loop()
-        context = contextvars.copy_context()
-        future = loop.run_in_executor(self.executor, context.run, work)
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=HEARTBEAT_EVERY_SECONDS)
-            if done:
-                return future.result()
-            activity.heartbeat()
+        future = loop.run_in_executor(self.executor, contextvars.copy_context().run, work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=HEARTBEAT_EVERY_SECONDS)
+                if done:
+                    return future.result()
+                activity.heartbeat()
+        except asyncio.CancelledError:
+            if on_cancel is not None:
+                await asyncio.to_thread(on_cancel)
+                await asyncio.wait({future}, timeout=CANCEL_GRACE_SECONDS)
+            raise
 
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
+            project = self.pool.resolve_project(request.session.project)
             session = self.pool.get(request.session)
-            return plan_selection(session, request)
+            return plan_selection(session, request, project.config.retry)
 
         try:
             return await self._in_thread(plan)
         except (UnknownProject, DbtBaseException) as err:
-            raise configuration_error(err) from None
+            raise configuration_error(err, list(request.session.env.values())) from None
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:
         request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
+        secrets = list(request.session.env.values())
+        running = RunningNode()
 
-        def execute() -> NodeResult:
+        def execute() -> NodeOutcome:
             session = self.pool.get(request.session)
-            outcome = run_node(session, request.command, request.unique_id, request.index, request.total)
-            return outcome.result
+            return run_node(session, request.command, request.unique_id, request.index, request.total, running)
 
         try:
-            result = await self._in_thread(execute)
+            outcome = await self._in_thread(execute, on_cancel=lambda: cancel_query(running))
         except (UnknownProject, DbtBaseException) as err:
-            raise configuration_error(err) from None
-        return result.model_copy(update={"worker": self.identity})
+            raise configuration_error(err, secrets) from None
+        result = outcome.result.model_copy(
+            update={
+                "worker": self.identity,
+                "attempt": activity.info().attempt,
+                "message": redact(outcome.result.message, secrets) if outcome.result.message else None,
+            }
+        )
+        if self._should_retry(request, result, outcome.exception):
+            raise ApplicationError(f"transient warehouse error: {result.message}", type="TransientWarehouseError")
+        return result
+
+    def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
+        """Retry only what a retry can fix, and never past the last attempt (that result is kept)."""
+        if result.status != NodeStatus.error or exc is None or not is_transient(exc):
+            return False
+        retry = self.pool.resolve_project(request.session.project).config.retry
+        return not retry.gives_up_on(result.message or "") and not is_last_attempt()
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from dbt_temporal.project_config import RetryConfig
+
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"
 
@@ -49,6 +51,8 @@ class DbtRunInput(BaseModel):
     hooks: dict[str, Any] | None = None
     # How many nodes of this run may execute at once; the profile's `threads` when unset.
     threads: int | None = Field(default=None, ge=1)
+    # Exact nodes to run instead of a selection (what `dbtt reset --failed-only` sends).
+    unique_ids: list[str] | None = None
 
     def without_secrets(self) -> dict[str, Any]:
         """The input as shown in memos and logs: env keys survive, their values do not."""
@@ -85,6 +89,7 @@ class PlanRequest(BaseModel):
     command: str
     select: str | None = None
     exclude: str | None = None
+    unique_ids: list[str] | None = None
 
 
 class PlannedNode(BaseModel):
@@ -111,6 +116,7 @@ class Plan(BaseModel):
     selected: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
+    retry: RetryConfig = Field(default_factory=RetryConfig)
 
 
 class NodeRequest(BaseModel):
@@ -140,6 +146,7 @@ class NodeResult(BaseModel):
     compiled_code: str | None = None
     thread_id: str | None = None
     worker: str | None = None
+    attempt: int = 1
     # Wall-clock start and end of the activity as the worker saw them (epoch seconds).
     started_at: float | None = None
     completed_at: float | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from dbt_temporal.project_config import ProjectConfig, ProjectConfigFileError, load_project_config
 from dbt_temporal.settings import Settings
 
 
@@ -19,6 +20,7 @@ class ProjectDir:
     name: str
     path: Path
     profiles_dir: Path
+    config: ProjectConfig
 
 
 def _project_name(path: Path) -> str:
@@ -68,5 +70,9 @@ def discover_projects(settings: Settings) -> dict[str, ProjectDir]:
         profiles_dir = (settings.dbt_profiles_dir or path).expanduser().resolve()
         if not (profiles_dir / "profiles.yml").is_file():
             raise ProjectConfigError(f"no profiles.yml in {profiles_dir}; set DBT_PROFILES_DIR")
-        projects[name] = ProjectDir(name=name, path=path, profiles_dir=profiles_dir)
+        try:
+            config = load_project_config(path)
+        except ProjectConfigFileError as err:
+            raise ProjectConfigError(str(err)) from None
+        projects[name] = ProjectDir(name=name, path=path, profiles_dir=profiles_dir, config=config)
     return projects

@@ -8,11 +8,12 @@ done; memos carry the live state for `dbtt status` and the Temporal UI.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from dbt_temporal import __version__, runlog
@@ -32,18 +33,40 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         SessionSpec,
     )
+    from dbt_temporal.project_config import RetryConfig
     from dbt_temporal.scheduler import DagScheduler
+    from dbt_temporal.secrets import redact
 
 PLAN_TIMEOUT = timedelta(minutes=10)
 NODE_TIMEOUT = timedelta(hours=6)
-NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+# A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
+NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Errors that no retry can fix; activities raise them with these types.
 NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput"]
 FAIL_FAST_REASON = "Skipping due to fail_fast"
+CANCELLED_BY_FAIL_FAST = "Cancelled due to fail_fast"
+CANCELLED_RUN = "Run cancelled"
 
 
 class RunFailed(ApplicationError):
     """Raised at the end of a run with failed nodes; its details hold the full output."""
+
+
+def node_retry_policy(retry: RetryConfig) -> RetryPolicy:
+    return RetryPolicy(
+        maximum_attempts=retry.max_attempts,
+        initial_interval=timedelta(seconds=retry.initial_interval_secs),
+        backoff_coefficient=retry.backoff_coefficient,
+        maximum_interval=timedelta(seconds=retry.max_interval_secs),
+        non_retryable_error_types=NON_RETRYABLE,
+    )
+
+
+def _failure_message(err: ActivityError) -> tuple[str, str | None]:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message, cause.type
+    return str(cause or err), None
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -51,7 +74,9 @@ class DbtRunWorkflow:
     def __init__(self) -> None:
         self._state = RunState()
         self._log: list[str] = []
+        self._secrets: list[str] = []
         self._memo_dirty = False
+        self._run_cancelled = False
 
     @workflow.query(name="status")
     def status(self) -> RunState:
@@ -60,6 +85,7 @@ class DbtRunWorkflow:
     @workflow.run
     async def run(self, run: DbtRunInput) -> DbtRunOutput:
         started = workflow.now()
+        self._secrets = list((run.env or {}).values())
         self._state.command = run.without_secrets()
         workflow.upsert_memo({"command": self._state.command})
         if run.command not in COMMANDS:
@@ -80,15 +106,23 @@ class DbtRunWorkflow:
             return self._finish(output, started)
 
         threads = run.threads or plan.threads
-        scheduler = DagScheduler(plan.nodes, threads)
-        self._log.extend(runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
-        results = await self._execute(run, plan, scheduler)
+        self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
+        results = await self._execute(run, plan, DagScheduler(plan.nodes, threads))
         output.node_results = [results[node.unique_id] for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
         return self._finish(output, started)
 
+    def _say(self, *lines: str) -> None:
+        self._log.extend(redact(line, self._secrets) for line in lines)
+
     async def _plan(self, run: DbtRunInput) -> Plan:
-        request = PlanRequest(session=SessionSpec.of(run), command=run.command, select=run.select, exclude=run.exclude)
+        request = PlanRequest(
+            session=SessionSpec.of(run),
+            command=run.command,
+            select=run.select,
+            exclude=run.exclude,
+            unique_ids=run.unique_ids,
+        )
         try:
             return await workflow.execute_activity(
                 PLAN_ACTIVITY,
@@ -98,40 +132,38 @@ class DbtRunWorkflow:
                 retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE),
             )
         except ActivityError as err:
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
-            kind = cause.type if isinstance(cause, ApplicationError) else None
+            message, kind = _failure_message(err)
             raise ApplicationError(message, type=kind or "PlanFailed", non_retryable=True) from err
 
     async def _execute(self, run: DbtRunInput, plan: Plan, scheduler: DagScheduler) -> dict[str, NodeResult]:
         session = SessionSpec.of(run)
+        retry_policy = node_retry_policy(plan.retry)
+        nodes = {node.unique_id: node for node in plan.nodes}
         total = len(plan.nodes)
         index_of: dict[str, int] = {}
         results: dict[str, NodeResult] = {}
         running: dict[asyncio.Task[NodeResult], PlannedNode] = {}
         self._state.node_status = scheduler.status
 
+        def index(uid: str) -> int:
+            return index_of.setdefault(uid, len(index_of) + 1)
+
         def start_ready() -> None:
             for node in scheduler.start_ready():
-                index_of[node.unique_id] = len(index_of) + 1
+                uid = node.unique_id
                 request = NodeRequest(
-                    session=session,
-                    command=run.command,
-                    unique_id=node.unique_id,
-                    index=index_of[node.unique_id],
-                    total=total,
+                    session=session, command=run.command, unique_id=uid, index=index(uid), total=total
                 )
-                task = asyncio.ensure_future(self._run_node(node, request))
-                running[task] = node
-                self._log.append(runlog.start_line(index_of[node.unique_id], total, node))
+                running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
+                self._say(runlog.start_line(index(uid), total, node))
             self._memo_dirty = True
 
-        def record(node: PlannedNode, result: NodeResult) -> None:
-            results[node.unique_id] = result
-            index = index_of.setdefault(node.unique_id, len(index_of) + 1)
-            self._log.append(runlog.finish_line(index, total, node, result))
-            for skipped in scheduler.finish(node.unique_id, result.status):
-                cause = plan_nodes[scheduler.skip_cause[skipped]].name
+        def record(result: NodeResult) -> None:
+            uid = result.unique_id
+            results[uid] = result
+            self._say(runlog.finish_line(index(uid), total, nodes[uid], result))
+            for skipped in scheduler.finish(uid, result.status):
+                cause = nodes[scheduler.skip_cause[skipped]].name
                 record_skip(skipped, f"Skipped because {cause} did not succeed")
             if run.fail_fast and result.status == NodeStatus.error:
                 for task in running:
@@ -141,32 +173,36 @@ class DbtRunWorkflow:
 
         def record_skip(uid: str, message: str) -> None:
             results[uid] = NodeResult(unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=message)
-            index = index_of.setdefault(uid, len(index_of) + 1)
-            self._log.append(runlog.finish_line(index, total, plan_nodes[uid], results[uid]))
+            self._say(runlog.finish_line(index(uid), total, nodes[uid], results[uid]))
 
-        plan_nodes = {node.unique_id: node for node in plan.nodes}
         start_ready()
         try:
             while running:
                 self._flush_memo()
                 done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    record(running.pop(task), task.result())
+                    running.pop(task)
+                    record(task.result())
                 start_ready()
         except asyncio.CancelledError:
+            # The run was cancelled: stop every running node (their queries too) and wait for them.
+            self._run_cancelled = True
             for task in running:
                 task.cancel()
+            if running:
+                await workflow.wait(list(running))
+            for task, node in running.items():
+                results[node.unique_id] = task.result()
             for uid in scheduler.cancel_unfinished():
-                results[uid] = NodeResult(
-                    unique_id=uid, status=NodeStatus.cancelled, dbt_status="cancelled", message="Run cancelled"
-                )
-            self._log.append("Run cancelled.")
+                cancelled = NodeResult(unique_id=uid, status=NodeStatus.cancelled, dbt_status="cancelled")
+                results.setdefault(uid, cancelled.model_copy(update={"message": CANCELLED_RUN}))
+            self._say("", CANCELLED_RUN + ".", runlog.done_line(list(results.values())))
             self._memo_dirty = True
             self._flush_memo()
             raise
         return results
 
-    async def _run_node(self, node: PlannedNode, request: NodeRequest) -> NodeResult:
+    async def _run_node(self, node: PlannedNode, request: NodeRequest, retry_policy: RetryPolicy) -> NodeResult:
         try:
             return await workflow.execute_activity(
                 node.activity_type,
@@ -175,22 +211,19 @@ class DbtRunWorkflow:
                 activity_id=node.unique_id,
                 start_to_close_timeout=NODE_TIMEOUT,
                 heartbeat_timeout=NODE_HEARTBEAT_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=3, non_retryable_error_types=NON_RETRYABLE),
+                retry_policy=retry_policy,
+                # Report a node cancelled only once the worker has really stopped it.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
-        except asyncio.CancelledError:
-            return NodeResult(
-                unique_id=node.unique_id, status=NodeStatus.cancelled, dbt_status="cancelled", message=FAIL_FAST_REASON
-            )
-        except ActivityError as err:
-            if isinstance(err.cause, CancelledError):
+        except (asyncio.CancelledError, ActivityError) as err:
+            if isinstance(err, asyncio.CancelledError) or isinstance(err.cause, CancelledError):
                 return NodeResult(
                     unique_id=node.unique_id,
                     status=NodeStatus.cancelled,
                     dbt_status="cancelled",
-                    message=FAIL_FAST_REASON,
+                    message=CANCELLED_RUN if self._run_cancelled else CANCELLED_BY_FAIL_FAST,
                 )
-            cause = err.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+            message, _ = _failure_message(err)
             return NodeResult(unique_id=node.unique_id, status=NodeStatus.error, dbt_status="error", message=message)
 
     def _flush_memo(self) -> None:
@@ -206,10 +239,10 @@ class DbtRunWorkflow:
         )
         self._memo_dirty = False
 
-    def _finish(self, output: DbtRunOutput, started) -> DbtRunOutput:  # noqa: ANN001
+    def _finish(self, output: DbtRunOutput, started: datetime) -> DbtRunOutput:
         output.elapsed_time = (workflow.now() - started).total_seconds()
         if output.node_results:
-            self._log.extend(runlog.footer_lines(output.node_results, output.elapsed_time))
+            self._say(*runlog.footer_lines(output.node_results, output.elapsed_time))
             output.summary = runlog.done_line(output.node_results)
         self._memo_dirty = True
         self._flush_memo()

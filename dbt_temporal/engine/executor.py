@@ -38,11 +38,24 @@ class NodeOutcome:
     exception: BaseException | None
 
 
-def run_node(session: DbtSession, command: str, unique_id: str, index: int, total: int) -> NodeOutcome:
+@dataclass
+class RunningNode:
+    """Where a running node's warehouse connection lives, so it can be cancelled from outside."""
+
+    session: DbtSession | None = None
+    thread_key: Any = None
+
+
+def run_node(
+    session: DbtSession, command: str, unique_id: str, index: int, total: int, running: RunningNode | None = None
+) -> NodeOutcome:
     task, flags = make_task(session, command, None, None)
     node = _fresh_copy(session.manifest, unique_id)
     caught: list[BaseException] = []
     with activated(session.state(flags)):
+        if running is not None:
+            running.session = session
+            running.thread_key = session.adapter.connections.get_thread_identifier()
         runner = task.get_runner_type(node)(session.config, session.adapter, node, index, total)
         _record_exceptions(runner, caught)
         started = time.time()
@@ -50,6 +63,23 @@ def run_node(session: DbtSession, command: str, unique_id: str, index: int, tota
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def cancel_query(running: RunningNode) -> None:
+    """Stop the node's warehouse query; dbt then reports the node as failed and returns.
+
+    dbt's runners turn any exception, cancellation included, into an error
+    result, so the query itself has to be cancelled for the node to stop.
+    """
+    session = running.session
+    if session is None or running.thread_key is None:
+        return
+    connections = session.adapter.connections
+    connection = connections.thread_connections.get(running.thread_key)
+    if connection is None:
+        return
+    with activated(session.state()), session.adapter.connection_named("dbtt-cancel"):
+        connections.cancel(connection)
 
 
 def _fresh_copy(manifest: Any, unique_id: str) -> Any:

@@ -22,6 +22,7 @@ from dbt.task.test import TestTask
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 from dbt_temporal.models import Plan, PlannedNode, PlanRequest
+from dbt_temporal.project_config import RetryConfig
 
 TASKS: dict[str, type] = {
     "build": BuildTask,
@@ -53,12 +54,15 @@ def make_task(session: DbtSession, command: str, select: str | None, exclude: st
     return task, flags
 
 
-def plan_selection(session: DbtSession, request: PlanRequest) -> Plan:
-    task, flags = make_task(session, request.command, request.select, request.exclude)
-    with activated(session.state(flags)):
-        queue = task.get_graph_queue()
-        graph: nx.DiGraph = queue.graph
-        unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
+def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig) -> Plan:
+    if request.unique_ids is not None:
+        graph, unit_tests = _exact_nodes(session, request), []
+    else:
+        task, flags = make_task(session, request.command, request.select, request.exclude)
+        with activated(session.state(flags)):
+            queue = task.get_graph_queue()
+            graph = queue.graph
+            unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
     selected = sorted(graph.nodes)
     graph = _without_ephemeral_models(graph, session.manifest)
     nodes = [_planned(session, uid, sorted(graph.predecessors(uid))) for uid in nx.topological_sort(graph)]
@@ -71,7 +75,15 @@ def plan_selection(session: DbtSession, request: PlanRequest) -> Plan:
         nodes=nodes,
         selected=selected,
         project_summary=_project_summary(session.manifest),
+        retry=retry,
     )
+
+
+def _exact_nodes(session: DbtSession, request: PlanRequest) -> nx.DiGraph:
+    """The named nodes with dbt's edges among them (as `dbt retry` re-runs what failed)."""
+    full = session.graph(with_test_edges=request.command == "build")
+    wanted = set(request.unique_ids or ()) & set(full.graph.nodes)
+    return full.get_subset_graph(wanted).graph
 
 
 def _without_ephemeral_models(graph: nx.DiGraph, manifest: Any) -> nx.DiGraph:
