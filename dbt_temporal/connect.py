@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -28,8 +30,20 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
             key = settings.temporal_tls_key.read_bytes()
         except OSError as err:
             raise CredentialsError(f"cannot read TLS file {err.filename}: {err.strerror}") from None
+        _check_pair(settings.temporal_tls_cert, settings.temporal_tls_key)
         return TLSConfig(client_cert=cert, client_private_key=key)
     return settings.tls_enabled
+
+
+def _check_pair(cert: Path, key: Path) -> None:
+    """Fail early, and clearly, on a certificate and key that do not belong together."""
+    try:
+        ssl.create_default_context().load_cert_chain(cert, key)
+    except ssl.SSLError as err:
+        raise CredentialsError(
+            f"TEMPORAL_TLS_CERT {cert} and TEMPORAL_TLS_KEY {key} are not a matching PEM certificate and key "
+            f"({err.reason or err})"
+        ) from None
 
 
 async def connect(settings: Settings) -> Client:

@@ -119,3 +119,65 @@ async def list_runs(client: Client, limit: int = 20) -> list[RunView]:
             )
         )
     return views
+
+
+class ResetError(ValueError):
+    """A run that cannot be reset the way asked; the message says why and what to do."""
+
+
+async def original_input(client: Client, handle: WorkflowHandle) -> DbtRunInput:
+    """The input the run was started with, read back from its history."""
+    async for event in handle.fetch_history_events():
+        payloads = event.workflow_execution_started_event_attributes.input.payloads
+        [run] = await client.data_converter.decode(payloads, [DbtRunInput])
+        return run
+    raise ResetError(f"run '{handle.id}' has no history")
+
+
+def failed_nodes(view: RunView) -> list[str]:
+    """Nodes to run again after a failure: those that errored, were skipped or were cancelled."""
+    if view.output is not None and view.output.node_results:
+        return [r.unique_id for r in view.output.node_results if r.status != "success"]
+    return [uid for uid, status in view.node_status.items() if status != "success"]
+
+
+async def rerun_failed(client: Client, settings: Settings, workflow_id: str) -> WorkflowHandle:
+    """A new run of only the nodes that did not succeed last time, like `dbt retry`."""
+    previous = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+    view = await fetch_view(previous)
+    if view.running:
+        raise ResetError(f"run '{workflow_id}' is still running; wait for it or cancel it first")
+    if view.output is None and not view.node_status:
+        raise ResetError(f"run '{workflow_id}' ended before running any node ({view.error}); use --from-start")
+    todo = failed_nodes(view)
+    if not todo:
+        raise ResetError(f"every node of '{workflow_id}' succeeded; nothing to re-run")
+    run = (await original_input(client, previous)).model_copy(update={"unique_ids": todo})
+    stamp = datetime.now(UTC).strftime("%H%M%S")
+    return await start_run(client, settings, run, f"{workflow_id}-retry-{stamp}")
+
+
+async def reset_from_start(client: Client, workflow_id: str) -> WorkflowHandle:
+    """Temporal's reset to the first workflow task: the same run id history, executed again."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    handle = client.get_workflow_handle(workflow_id)
+    first_task = None
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            first_task = event.event_id
+            break
+    if first_task is None:
+        raise ResetError(f"run '{workflow_id}' has not started yet; nothing to reset")
+    response = await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            reason="dbtt reset --from-start",
+            workflow_task_finish_event_id=first_task,
+            request_id=secrets.token_hex(16),
+        )
+    )
+    return client.get_workflow_handle(workflow_id, run_id=response.run_id, result_type=DbtRunOutput)

@@ -7,6 +7,7 @@ CLI flags, which the CLI passes in as overrides.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,29 @@ class Settings(BaseSettings):
     )
     dbt_target: str | None = Field(default=None, description="Profile target used when a run names none.")
 
+    health_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port of the worker's HTTP health endpoint (200 healthy, 503 stale)."
+    )
+    health_file: Path | None = Field(
+        default=None, description="File the worker touches while healthy (default /tmp/health with HEALTH_PORT)."
+    )
+
+    # Worker tuning, mapped onto the Temporal SDK's own worker options.
+    worker_tuner: Literal["fixed", "resource-based"] = Field(default="fixed", description="Slot tuner.")
+    worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=2)
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
+    worker_resource_target_mem: float = Field(default=0.8, gt=0, le=1)
+    worker_resource_target_cpu: float = Field(default=0.9, gt=0, le=1)
+    worker_resource_activity_min_slots: int = Field(default=1, ge=0)
+    worker_resource_activity_max_slots: int = Field(default=500, ge=1)
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_sticky_queue_timeout_secs: float = Field(default=10, gt=0)
+    worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
+    worker_max_activities_per_second: float | None = Field(default=None, gt=0)
+    worker_max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
+    worker_graceful_shutdown_secs: float | None = Field(default=None, ge=0)
+
     @field_validator("temporal_address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
@@ -52,6 +76,19 @@ class Settings(BaseSettings):
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
         return self
+
+    @model_validator(mode="after")
+    def _slot_range(self) -> Settings:
+        if self.worker_resource_activity_min_slots > self.worker_resource_activity_max_slots:
+            raise ValueError("WORKER_RESOURCE_ACTIVITY_MIN_SLOTS must not exceed WORKER_RESOURCE_ACTIVITY_MAX_SLOTS")
+        return self
+
+    @property
+    def worker_health_file(self) -> Path | None:
+        """Where the worker reports health: HEALTH_FILE, or /tmp/health when only HEALTH_PORT is set."""
+        if self.health_file is None and self.health_port is not None:
+            return Path("/tmp/health")
+        return self.health_file
 
     @property
     def tls_enabled(self) -> bool:

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from dbt_temporal import health
 from dbt_temporal.models import SessionSpec
 from dbt_temporal.projects import discover_projects
 from dbt_temporal.settings import Settings
+from dbt_temporal.tuning import node_threads, worker_options
 from dbt_temporal.workflow import DbtRunWorkflow
 
 if TYPE_CHECKING:
     from dbt_temporal.engine.pool import SessionPool
 
 log = logging.getLogger("dbtt.worker")
-# Node threads per worker: the ceiling across all runs; each run keeps to its own `threads`.
-NODE_THREADS = 32
 
 
 def quiet_dbt_events() -> None:
@@ -30,14 +31,19 @@ def quiet_dbt_events() -> None:
 
 
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
-    """Serve runs until `stop` is set; each project is parsed once, up front."""
+    """Serve runs until `stop` is set; each project is parsed once, up front.
+
+    On stop the worker stops polling and lets running nodes finish (within
+    WORKER_GRACEFUL_SHUTDOWN_SECS, when set, after which they are cancelled).
+    """
     from dbt_temporal.activities import DbtActivities
     from dbt_temporal.engine.pool import SessionPool
 
     projects = discover_projects(settings)
     quiet_dbt_events()
     pool = SessionPool(projects, settings.dbt_target)
-    activities = DbtActivities(pool, threads=NODE_THREADS)
+    activities = DbtActivities(pool, threads=node_threads(settings))
+    background: list[asyncio.Task[None]] = []
     try:
         for name in projects:
             await _warm(pool, name)
@@ -46,9 +52,10 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
             task_queue=settings.temporal_task_queue,
             workflows=[DbtRunWorkflow],
             activities=[activities.plan_project, activities.execute_node],
-            max_concurrent_activities=NODE_THREADS * 2,
+            **worker_options(settings),
         )
         async with worker:
+            background = await _start_health(client, worker, settings)
             log.info(
                 "ready: polling %s/%s for %s",
                 settings.temporal_namespace,
@@ -56,9 +63,29 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
                 ", ".join(sorted(projects)),
             )
             await stop.wait()
-            log.info("stopping")
+            log.info("stopping: no new work is taken; running nodes finish first")
     finally:
+        for task in background:
+            task.cancel()
         activities.close()
+
+
+async def _start_health(client: Client, worker: Worker, settings: Settings) -> list[asyncio.Task[None]]:
+    path = settings.worker_health_file
+    if path is None:
+        return []
+    tasks = [asyncio.create_task(health.keep_fresh(client, lambda: worker.is_running, path))]
+    if settings.health_port is not None:
+        server = await health.serve(settings.health_port, path)
+        tasks.append(asyncio.create_task(_serve_forever(server)))
+        log.info("health endpoint on port %d, file %s", settings.health_port, path)
+    return tasks
+
+
+async def _serve_forever(server: asyncio.Server) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        async with server:
+            await server.serve_forever()
 
 
 async def _warm(pool: SessionPool, project: str) -> None:

@@ -156,3 +156,42 @@ def wait_until(condition, timeout: float = 60, interval: float = 0.1) -> None:  
 def output_of(view: RunView) -> DbtRunOutput:
     assert view.output is not None, f"run has no output: {view.error}"
     return view.output
+
+
+def start_without_waiting(worker: WorkerProcess, run: DbtRunInput, workflow_id: str) -> None:
+    async def main() -> None:
+        client = await _connect(worker.address)
+        await start_run(client, worker.settings, run, workflow_id)
+
+    asyncio.run(main())
+
+
+def view_of(address: str, workflow_id: str, wait: bool = True) -> RunView:
+    """The run's view as `dbtt status` shows it, after it ends when `wait` is set."""
+
+    async def main() -> RunView:
+        client = await _connect(address)
+        handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+        if wait:
+            try:
+                await handle.result()
+            except WorkflowFailureError:
+                pass
+        return await fetch_view(handle)
+
+    return asyncio.run(main())
+
+
+def node_status_is(address: str, workflow_id: str, unique_id: str, status: str) -> bool:
+    try:
+        return memo_of(address, workflow_id).get("node_status", {}).get(unique_id) == status
+    except Exception:  # noqa: BLE001 - the run may not exist yet
+        return False
+
+
+def identity_of(worker: WorkerProcess) -> str:
+    """The `pid@hostname` a worker stamps on the nodes it ran."""
+    import socket
+
+    assert worker.process is not None
+    return f"{worker.process.pid}@{socket.gethostname()}"

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -28,7 +28,18 @@ from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_tabl
 from dbt_temporal.connect import CredentialsError, TemporalUnreachable, connect
 from dbt_temporal.models import COMMANDS, DbtRunInput, DbtRunOutput
 from dbt_temporal.projects import ProjectConfigError, discover_projects
-from dbt_temporal.runs import USAGE_FAILURES, RunView, fetch_view, list_runs, new_workflow_id, start_run, ui_link
+from dbt_temporal.runs import (
+    USAGE_FAILURES,
+    ResetError,
+    RunView,
+    fetch_view,
+    list_runs,
+    new_workflow_id,
+    rerun_failed,
+    reset_from_start,
+    start_run,
+    ui_link,
+)
 from dbt_temporal.settings import Settings
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -64,13 +75,14 @@ NamespaceOption = typer.Option(None, "--namespace", help=_env_help("temporal_nam
 TaskQueueOption = typer.Option(None, "--task-queue", help=_env_help("temporal_task_queue"))
 ProjectDirOption = typer.Option(None, "--project-dir", help=_env_help("dbt_project_dir"))
 ProfilesDirOption = typer.Option(None, "--profiles-dir", help=_env_help("dbt_profiles_dir"))
+HealthFileOption = typer.Option(None, "--health-file", help=_env_help("health_file"))
 OutputOption = typer.Option(
     OutputFormat.text, "--output", "-o", help="text (live view) or json (machine-readable only)."
 )
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -308,17 +320,22 @@ def submit(
 def status(
     workflow_id: str = typer.Argument(None, help="The run to show; omit to list recent runs."),
     watch_: bool = typer.Option(False, "--watch", "-w", help="Follow the run until it ends."),
+    cancel_: bool = typer.Option(False, "--cancel", help="Cancel the run, then follow it to its end."),
     output: OutputFormat = OutputOption,
     address: str = AddressOption,
     namespace: str = NamespaceOption,
 ) -> None:
     """Show a run (running or finished), or list recent runs."""
     settings = load_settings(temporal_address=address, temporal_namespace=namespace)
+    if cancel_ and workflow_id is None:
+        fail("--cancel needs the workflow id of the run to cancel")
 
     async def main() -> RunView | list[RunView]:
         client = await connect(settings)
         if workflow_id is None:
             return await list_runs(client)
+        if cancel_:
+            return await _cancel_and_watch(client, workflow_id, output)
         return await _watch_existing(client, workflow_id, output, watch_)
 
     result = run_async(main())
@@ -328,7 +345,7 @@ def status(
         else:
             console.print(runs_table(result))
         raise typer.Exit(EXIT_OK)
-    if not watch_ and output == OutputFormat.json:
+    if not (watch_ or cancel_) and output == OutputFormat.json:
         print(result.model_dump_json(indent=2))
         raise typer.Exit(EXIT_OK if result.running else exit_code(result))
     report(result, output)
@@ -399,16 +416,96 @@ def dev(
     report(view, output)
 
 
-def _not_yet(name: str) -> Callable[[], None]:
-    def command() -> None:
-        fail(f"'dbtt {name}' is not implemented yet")
+@app.command()
+def cancel(
+    workflow_id: str = typer.Argument(..., help="The run to cancel."),
+    output: OutputFormat = OutputOption,
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """Cancel a run: running nodes (and their warehouse queries) stop, the rest are marked cancelled."""
+    settings = load_settings(temporal_address=address, temporal_namespace=namespace)
 
-    command.__doc__ = f"(not implemented yet) {name}"
-    return command
+    async def main() -> RunView:
+        client = await connect(settings)
+        return await _cancel_and_watch(client, workflow_id, output)
+
+    report(run_async(main()), output)
 
 
-for _name in ("reset", "healthcheck", "artifacts"):
-    app.command(name=_name)(_not_yet(_name))
+async def _cancel_and_watch(client: Client, workflow_id: str, output: OutputFormat) -> RunView:
+    handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+    try:
+        await handle.cancel()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            fail(f"no running run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
+        raise
+    if output == OutputFormat.text:
+        errors.print(f"Cancellation of [bold]{workflow_id}[/] requested", highlight=False)
+    return await watch(handle, output)
+
+
+@app.command()
+def reset(
+    workflow_id: str = typer.Argument(..., help="The finished or failed run to run again."),
+    failed_only: bool = typer.Option(
+        True,
+        "--failed-only/--from-start",
+        help="--failed-only (default): a new run of just the nodes that errored, were skipped or cancelled, "
+        "like `dbt retry`. --from-start: Temporal's reset of the run to its first workflow task.",
+    ),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Watch the new run until it ends."),
+    output: OutputFormat = OutputOption,
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+    task_queue: str = TaskQueueOption,
+) -> None:
+    """Run a finished run again: only what failed (default), or all of it from the start."""
+    settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
+
+    async def main() -> RunView | None:
+        client = await connect(settings)
+        try:
+            if failed_only:
+                handle = await rerun_failed(client, settings, workflow_id)
+            else:
+                handle = await reset_from_start(client, workflow_id)
+        except ResetError as err:
+            fail(str(err))
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
+            fail(f"Temporal refused the reset: {err.message}")
+        if output == OutputFormat.text:
+            errors.print(f"Started [bold]{handle.id}[/]  {ui_link(settings, handle.id)}", highlight=False)
+        elif not wait:
+            print(f'{{"workflow_id": "{handle.id}", "run_id": "{handle.run_id or ""}"}}')
+        return await watch(handle, output) if wait else None
+
+    view = run_async(main())
+    if view is None:
+        raise typer.Exit(EXIT_OK)
+    report(view, output)
+
+
+@app.command()
+def healthcheck(
+    health_file: Path = HealthFileOption,
+) -> None:
+    """Exit 0 when the worker's health file is younger than 60 s, else 1: a Kubernetes exec probe."""
+    from dbt_temporal.health import DEFAULT_HEALTH_FILE, check_file
+
+    settings = load_settings(health_file=health_file)
+    healthy, line = check_file(settings.worker_health_file or DEFAULT_HEALTH_FILE)
+    (console if healthy else errors).print(line, highlight=False, markup=False)
+    raise typer.Exit(EXIT_OK if healthy else EXIT_RUN_FAILED)
+
+
+@app.command()
+def artifacts() -> None:
+    """(not implemented yet) Fetch a run's run_results.json, manifest.json and log."""
+    fail("'dbtt artifacts' is not implemented yet")
 
 
 def main() -> None:

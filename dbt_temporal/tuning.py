@@ -1,0 +1,43 @@
+"""Worker tuning: dbtt's WORKER_* settings as the Temporal SDK's worker options."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.worker import ResourceBasedSlotConfig, WorkerTuner
+
+from dbt_temporal.settings import Settings
+
+
+def worker_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "max_cached_workflows": settings.worker_max_cached_workflows,
+        "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.worker_sticky_queue_timeout_secs),
+        "nonsticky_to_sticky_poll_ratio": settings.worker_nonsticky_to_sticky_poll_ratio,
+        "max_activities_per_second": settings.worker_max_activities_per_second,
+        "max_task_queue_activities_per_second": settings.worker_max_task_queue_activities_per_second,
+    }
+    if settings.worker_graceful_shutdown_secs is not None:
+        options["graceful_shutdown_timeout"] = timedelta(seconds=settings.worker_graceful_shutdown_secs)
+    if settings.worker_tuner == "resource-based":
+        options["tuner"] = WorkerTuner.create_resource_based(
+            target_memory_usage=settings.worker_resource_target_mem,
+            target_cpu_usage=settings.worker_resource_target_cpu,
+            activity_config=ResourceBasedSlotConfig(
+                minimum_slots=settings.worker_resource_activity_min_slots,
+                maximum_slots=settings.worker_resource_activity_max_slots,
+            ),
+        )
+    else:
+        options["max_concurrent_workflow_tasks"] = settings.worker_max_concurrent_workflow_tasks
+        options["max_concurrent_activities"] = settings.worker_max_concurrent_activities
+        options["max_concurrent_local_activities"] = settings.worker_max_concurrent_local_activities
+    return options
+
+
+def node_threads(settings: Settings) -> int:
+    """Threads for running nodes: as many as activities may run at once on this worker."""
+    if settings.worker_tuner == "resource-based":
+        return settings.worker_resource_activity_max_slots
+    return settings.worker_max_concurrent_activities

@@ -1,0 +1,1 @@
+select id + 1 as id from {{ ref('slow') }}

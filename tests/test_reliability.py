@@ -1,0 +1,187 @@
+"""Retries, cancellation, crash recovery, graceful shutdown and reset, with real processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from dbt_temporal.models import DbtRunInput, NodeStatus
+from tests.support import (
+    TEST_PROJECTS,
+    copy_project,
+    dbtt,
+    identity_of,
+    node_status_is,
+    output_of,
+    run_and_wait,
+    start_without_waiting,
+    table_rows,
+    view_of,
+    wait_until,
+)
+
+
+def flaky_worker(tmp_path: Path, start_worker, dbt_temporal_yml: str | None = None):  # noqa: ANN001, ANN201
+    project = copy_project(TEST_PROJECTS / "flaky", tmp_path / "flaky")
+    if dbt_temporal_yml is not None:
+        (project / "dbt_temporal.yml").write_text(dbt_temporal_yml)
+    return start_worker(
+        project, FLAKY_DUCKDB_PATH=str(tmp_path / "flaky.duckdb"), FLAKY_MARKER=str(tmp_path / "failed-once")
+    )
+
+
+def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path, start_worker) -> None:
+    worker = flaky_worker(tmp_path, start_worker)
+
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="flaky_once steady")))
+
+    assert output.success
+    [flaky] = [r for r in output.node_results if r.unique_id == "model.flaky.flaky_once"]
+    assert flaky.status == NodeStatus.success and flaky.attempt == 2
+    assert (tmp_path / "failed-once").read_text() == "failed once"
+
+
+def test_a_compilation_error_is_attempted_once_with_dbts_message(tmp_path: Path, start_worker) -> None:
+    worker = flaky_worker(tmp_path, start_worker)
+
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="compile_error")))
+
+    [result] = output.node_results
+    assert result.status == NodeStatus.error and result.attempt == 1
+    assert "this model does not compile at run time" in (result.message or "")
+
+
+def test_a_non_retryable_pattern_stops_retries(tmp_path: Path, start_worker) -> None:
+    worker = flaky_worker(
+        tmp_path, start_worker, "retry:\n  initial_interval_secs: 0.2\n  non_retryable_errors: ['reset by peer']\n"
+    )
+
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="flaky_once")))
+
+    [result] = output.node_results
+    assert result.status == NodeStatus.error and result.attempt == 1
+    assert "connection reset by peer" in (result.message or "")
+
+
+def test_an_invalid_dbt_temporal_yml_stops_the_worker_at_start(tmp_path: Path) -> None:
+    project = copy_project(TEST_PROJECTS / "flaky", tmp_path / "flaky")
+    (project / "dbt_temporal.yml").write_text("retry:\n  non_retryable_errors: ['(unclosed']\n")
+
+    result = dbtt("worker", "--project-dir", str(project))
+
+    assert result.returncode == 2
+    assert "dbt_temporal.yml: key 'retry.non_retryable_errors'" in result.stderr
+    assert "'(unclosed' is not a valid regular expression" in result.stderr
+
+
+def crash_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    project = copy_project(TEST_PROJECTS / "crash", tmp_path / "crash")
+    return project, {"CRASH_DUCKDB_PATH": str(tmp_path / "crash.duckdb")}
+
+
+def executions(tmp_path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, _ in table_rows(tmp_path / "crash.duckdb", "executions"):
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def test_a_killed_worker_loses_no_node_and_repeats_none(tmp_path: Path, start_worker) -> None:
+    project, env = crash_project(tmp_path)
+    first = start_worker(project, **env)
+    first_identity = identity_of(first)
+    start_without_waiting(first, DbtRunInput(command="run"), "crash-run")
+    wait_until(lambda: node_status_is(first.address, "crash-run", "model.crash.slow", "running"), timeout=60)
+
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    second = start_worker(project, TEMPORAL_TASK_QUEUE=first.task_queue, **env)
+    output = output_of(view_of(second.address, "crash-run"))
+
+    assert output.success
+    results = {r.unique_id.split(".")[-1]: r for r in output.node_results}
+    assert results["first"].worker == first_identity  # finished before the crash: not run again
+    assert results["slow"].worker == identity_of(second) and results["slow"].attempt == 2
+    assert results["last"].worker == identity_of(second)
+    second.stop()
+    assert executions(tmp_path) == {"first": 1, "slow": 1, "last": 1}
+
+
+def test_sigterm_lets_the_running_node_finish_and_another_worker_continues(tmp_path: Path, start_worker) -> None:
+    project, env = crash_project(tmp_path)
+    first = start_worker(project, WORKER_GRACEFUL_SHUTDOWN_SECS="60", **env)
+    start_without_waiting(first, DbtRunInput(command="run"), "graceful-run")
+    wait_until(lambda: node_status_is(first.address, "graceful-run", "model.crash.slow", "running"), timeout=60)
+
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=60) == 0
+    second = start_worker(project, TEMPORAL_TASK_QUEUE=first.task_queue, **env)
+    output = output_of(view_of(second.address, "graceful-run"))
+
+    assert output.success
+    results = {r.unique_id.split(".")[-1]: r for r in output.node_results}
+    assert results["slow"].attempt == 1  # finished by the stopping worker, not restarted
+    assert results["last"].worker == identity_of(second)
+    second.stop()
+    assert executions(tmp_path) == {"first": 1, "slow": 1, "last": 1}
+
+
+def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker) -> None:
+    project, env = crash_project(tmp_path)
+    worker = start_worker(project, **env)
+    start_without_waiting(worker, DbtRunInput(command="run"), "cancel-run")
+    wait_until(lambda: node_status_is(worker.address, "cancel-run", "model.crash.slow", "running"), timeout=60)
+
+    result = dbtt("cancel", "cancel-run", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
+
+    assert result.returncode == 1
+    view = json.loads(result.stdout)
+    assert view["status"] == "canceled"
+    assert view["node_status"] == {
+        "model.crash.first": "success",
+        "model.crash.slow": "cancelled",
+        "model.crash.last": "cancelled",
+    }
+
+
+def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> None:
+    marts = shop / "models" / "marts"
+    (marts / "broken.sql").write_text("select no_such_column from {{ ref('stg_orders') }}\n")
+    (marts / "broken_child.sql").write_text("select * from {{ ref('broken') }}\n")
+    worker = start_worker(shop)
+    env = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
+    assert not output_of(run_and_wait(worker, DbtRunInput(), workflow_id="to-reset")).success
+
+    # The fix is deployed: a new worker parses the corrected project.
+    (marts / "broken.sql").write_text("select order_id from {{ ref('stg_orders') }}\n")
+    worker.stop()
+    fixed = start_worker(shop, TEMPORAL_TASK_QUEUE=worker.task_queue)
+    result = dbtt("reset", "to-reset", "--output", "json", env=env)
+
+    assert result.returncode == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["success"] is True
+    assert sorted(r["unique_id"] for r in output["node_results"]) == ["model.shop.broken", "model.shop.broken_child"]
+    assert fixed
+
+
+def test_reset_from_start_runs_the_whole_run_again(shop: Path, start_worker) -> None:
+    worker = start_worker(shop)
+    env = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
+    first = output_of(run_and_wait(worker, DbtRunInput(select="+orders"), workflow_id="from-start"))
+
+    result = dbtt("reset", "from-start", "--from-start", "--output", "json", env=env)
+
+    assert result.returncode == 0, result.stderr
+    again = json.loads(result.stdout)
+    assert again["success"] is True
+    assert sorted(r["unique_id"] for r in again["node_results"]) == sorted(r.unique_id for r in first.node_results)
+    assert again["invocation_id"] != first.invocation_id
+
+
+def test_reset_of_an_unknown_run_exits_2(temporal) -> None:  # noqa: ANN001
+    result = dbtt("reset", "never-ran", env={"TEMPORAL_ADDRESS": temporal.address})
+
+    assert result.returncode == 2
+    assert "no run with workflow id 'never-ran'" in result.stderr
