@@ -7,9 +7,9 @@ import ssl
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from dbt_temporal.codec import data_converter
 from dbt_temporal.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -54,7 +54,7 @@ async def connect(settings: Settings) -> Client:
                 namespace=settings.temporal_namespace,
                 api_key=settings.temporal_api_key,
                 tls=tls_config(settings),
-                data_converter=pydantic_data_converter,
+                data_converter=data_converter,
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

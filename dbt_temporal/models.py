@@ -7,6 +7,7 @@ Nothing here imports dbt, so the workflow sandbox can load it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -53,10 +54,15 @@ class DbtRunInput(BaseModel):
     threads: int | None = Field(default=None, ge=1)
     # Exact nodes to run instead of a selection (what `dbtt reset --failed-only` sends).
     unique_ids: list[str] | None = None
+    # History events one workflow run may use before handing over to a fresh run
+    # (continue-as-new), which keeps very large DAGs inside Temporal's history limits.
+    continue_as_new_after_events: int = Field(default=20_000, ge=100)
+    # Set only by the workflow itself when it continues as new: what the previous run did.
+    carryover: Carryover | None = None
 
     def without_secrets(self) -> dict[str, Any]:
         """The input as shown in memos and logs: env keys survive, their values do not."""
-        shown = self.model_dump(exclude={"env"})
+        shown = self.model_dump(exclude={"env", "carryover"})
         shown["env"] = sorted((self.env or {}).keys())
         return shown
 
@@ -169,6 +175,18 @@ class DbtRunOutput(BaseModel):
     summary: str = ""
 
 
+class Carryover(BaseModel):
+    """What a run hands to its continuation when its history grows long (continue-as-new)."""
+
+    plan: Plan
+    invocation_id: str
+    started_at: datetime
+    threads: int
+    results: list[NodeResult]
+    index_of: dict[str, int]
+    log: list[str]
+
+
 class RunState(BaseModel):
     """What the `status` query and the memos describe: a run as it is now."""
 
@@ -177,3 +195,6 @@ class RunState(BaseModel):
     log: list[str] = Field(default_factory=list)
     finished: bool = False
     output: DbtRunOutput | None = None
+
+
+DbtRunInput.model_rebuild()

@@ -10,7 +10,7 @@ from collections import Counter
 from dbt_temporal.models import NodeResult, NodeStatus, PlannedNode
 
 LOG_MEMO_LINES = 200
-NODE_STATUS_MEMO_ENTRIES = 2000
+NODE_STATUS_MEMO_ENTRIES = 500
 LINE_WIDTH = 80
 
 
@@ -104,19 +104,17 @@ def bounded_log(lines: list[str], limit: int = LOG_MEMO_LINES) -> list[str]:
 
 
 def bounded_node_status(status: dict[str, NodeStatus], limit: int = NODE_STATUS_MEMO_ENTRIES) -> dict[str, str]:
-    """At most `limit` entries, keeping the informative ones: running, failed, skipped first."""
+    """Every node's status for runs up to `limit` nodes; beyond, only the ones worth a look.
+
+    The memo is rewritten in full on each update and every update stays in the
+    history, so a big run lists only running, failed, skipped and cancelled
+    nodes (at most `limit`); `progress` keeps the exact counts.
+    """
     if len(status) <= limit:
         return {uid: str(s) for uid, s in status.items()}
-    priority = {
-        NodeStatus.running: 0,
-        NodeStatus.error: 1,
-        NodeStatus.cancelled: 2,
-        NodeStatus.skipped: 3,
-        NodeStatus.pending: 4,
-        NodeStatus.success: 5,
-    }
-    kept = sorted(status.items(), key=lambda item: priority[item[1]])[:limit]
-    return {uid: str(s) for uid, s in kept}
+    priority = {NodeStatus.running: 0, NodeStatus.error: 1, NodeStatus.cancelled: 2, NodeStatus.skipped: 3}
+    notable = sorted((item for item in status.items() if item[1] in priority), key=lambda item: priority[item[1]])
+    return {uid: str(s) for uid, s in notable[:limit]}
 
 
 def progress(status: dict[str, NodeStatus]) -> dict[str, int]:

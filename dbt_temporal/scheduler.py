@@ -73,6 +73,16 @@ class DagScheduler:
         self._ready.clear()
         return cancelled
 
+    def restore(self, finished: dict[str, NodeStatus]) -> None:
+        """Replay the outcome of nodes a previous workflow run finished (continue-as-new)."""
+        for uid, status in finished.items():
+            if self.status[uid] == NodeStatus.pending or status != NodeStatus.skipped:
+                self.finish(uid, status)
+
+    @property
+    def pending(self) -> bool:
+        return any(s == NodeStatus.pending for s in self.status.values())
+
     @property
     def done(self) -> bool:
         return not self.running and not self._ready

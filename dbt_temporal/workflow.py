@@ -2,7 +2,9 @@
 
 Deterministic code only: no dbt, no I/O. The plan arrives as plain data from
 the `plan_project` activity; nodes start as soon as their own parents are
-done; memos carry the live state for `dbtt status` and the Temporal UI.
+done; memos carry the live state for `dbtt status` and the Temporal UI. Very
+large runs hand over to a fresh workflow run (continue-as-new) before their
+history grows past Temporal's limits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         LISTING_COMMANDS,
         PLAN_ACTIVITY,
         WORKFLOW_TYPE,
+        Carryover,
         DbtRunInput,
         DbtRunOutput,
         NodeRequest,
@@ -41,6 +44,8 @@ PLAN_TIMEOUT = timedelta(minutes=10)
 NODE_TIMEOUT = timedelta(hours=6)
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# Memos are rewritten at most this often: each update is a history event holding the whole memo.
+MEMO_INTERVAL = timedelta(seconds=2)
 # Errors that no retry can fix; activities raise them with these types.
 NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput"]
 FAIL_FAST_REASON = "Skipping due to fail_fast"
@@ -76,7 +81,10 @@ class DbtRunWorkflow:
         self._log: list[str] = []
         self._secrets: list[str] = []
         self._memo_dirty = False
+        self._memo_flushed_at: datetime | None = None
         self._run_cancelled = False
+        self._results: dict[str, NodeResult] = {}
+        self._index_of: dict[str, int] = {}
 
     @workflow.query(name="status")
     def status(self) -> RunState:
@@ -84,33 +92,60 @@ class DbtRunWorkflow:
 
     @workflow.run
     async def run(self, run: DbtRunInput) -> DbtRunOutput:
-        started = workflow.now()
         self._secrets = list((run.env or {}).values())
         self._state.command = run.without_secrets()
-        workflow.upsert_memo({"command": self._state.command})
+        carryover = run.carryover
+        if carryover is None:
+            workflow.upsert_memo({"command": self._state.command})
+            carryover = await self._start(run)
+            if run.command in LISTING_COMMANDS:
+                return self._finish(self._output(run, carryover), carryover.started_at)
+        else:
+            self._results = {r.unique_id: r for r in carryover.results}
+            self._index_of = dict(carryover.index_of)
+            self._log = list(carryover.log)
+
+        plan = carryover.plan
+        scheduler = DagScheduler(plan.nodes, carryover.threads)
+        scheduler.restore({uid: r.status for uid, r in self._results.items()})
+        await self._execute(run, plan, scheduler)
+        if scheduler.pending:
+            self._continue_as_new(run, carryover)
+        output = self._output(run, carryover)
+        output.node_results = [self._results[node.unique_id] for node in plan.nodes]
+        output.success = all(r.status == NodeStatus.success for r in output.node_results)
+        return self._finish(output, carryover.started_at)
+
+    async def _start(self, run: DbtRunInput) -> Carryover:
         if run.command not in COMMANDS:
             raise ApplicationError(
                 f"unknown command '{run.command}'; use one of: {', '.join(COMMANDS)}",
                 type="InvalidInput",
                 non_retryable=True,
             )
+        started = workflow.now()
         plan = await self._plan(run)
-        output = DbtRunOutput(
+        threads = run.threads or plan.threads
+        if run.command not in LISTING_COMMANDS:
+            self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
+        return Carryover(
+            plan=plan,
             invocation_id=str(workflow.uuid4()),
-            project=plan.project,
+            started_at=started,
+            threads=threads,
+            results=[],
+            index_of={},
+            log=[],
+        )
+
+    def _output(self, run: DbtRunInput, carryover: Carryover) -> DbtRunOutput:
+        return DbtRunOutput(
+            invocation_id=carryover.invocation_id,
+            project=carryover.plan.project,
             command=run.command,
             success=True,
-            selected=plan.selected,
+            selected=carryover.plan.selected,
         )
-        if run.command in LISTING_COMMANDS:
-            return self._finish(output, started)
-
-        threads = run.threads or plan.threads
-        self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
-        results = await self._execute(run, plan, DagScheduler(plan.nodes, threads))
-        output.node_results = [results[node.unique_id] for node in plan.nodes]
-        output.success = all(r.status == NodeStatus.success for r in output.node_results)
-        return self._finish(output, started)
 
     def _say(self, *lines: str) -> None:
         self._log.extend(redact(line, self._secrets) for line in lines)
@@ -135,33 +170,34 @@ class DbtRunWorkflow:
             message, kind = _failure_message(err)
             raise ApplicationError(message, type=kind or "PlanFailed", non_retryable=True) from err
 
-    async def _execute(self, run: DbtRunInput, plan: Plan, scheduler: DagScheduler) -> dict[str, NodeResult]:
+    def _index(self, uid: str) -> int:
+        return self._index_of.setdefault(uid, len(self._index_of) + 1)
+
+    async def _execute(self, run: DbtRunInput, plan: Plan, scheduler: DagScheduler) -> None:
+        """Run nodes until none is left, or until this workflow run should hand over."""
         session = SessionSpec.of(run)
         retry_policy = node_retry_policy(plan.retry)
         nodes = {node.unique_id: node for node in plan.nodes}
         total = len(plan.nodes)
-        index_of: dict[str, int] = {}
-        results: dict[str, NodeResult] = {}
         running: dict[asyncio.Task[NodeResult], PlannedNode] = {}
         self._state.node_status = scheduler.status
 
-        def index(uid: str) -> int:
-            return index_of.setdefault(uid, len(index_of) + 1)
-
         def start_ready() -> None:
+            if self._history_is_long(run):
+                return  # let running nodes finish, then continue as new
             for node in scheduler.start_ready():
                 uid = node.unique_id
                 request = NodeRequest(
-                    session=session, command=run.command, unique_id=uid, index=index(uid), total=total
+                    session=session, command=run.command, unique_id=uid, index=self._index(uid), total=total
                 )
                 running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
-                self._say(runlog.start_line(index(uid), total, node))
+                self._say(runlog.start_line(self._index(uid), total, node))
             self._memo_dirty = True
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
-            results[uid] = result
-            self._say(runlog.finish_line(index(uid), total, nodes[uid], result))
+            self._results[uid] = result
+            self._say(runlog.finish_line(self._index(uid), total, nodes[uid], result))
             for skipped in scheduler.finish(uid, result.status):
                 cause = nodes[scheduler.skip_cause[skipped]].name
                 record_skip(skipped, f"Skipped because {cause} did not succeed")
@@ -172,35 +208,40 @@ class DbtRunWorkflow:
                     record_skip(skipped, FAIL_FAST_REASON)
 
         def record_skip(uid: str, message: str) -> None:
-            results[uid] = NodeResult(unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=message)
-            self._say(runlog.finish_line(index(uid), total, nodes[uid], results[uid]))
+            self._results[uid] = NodeResult(
+                unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=message
+            )
+            self._say(runlog.finish_line(self._index(uid), total, nodes[uid], self._results[uid]))
 
         start_ready()
         try:
             while running:
-                self._flush_memo()
-                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+                wait_for_memo = self._flush_memo_if_due()
+                done, _ = await workflow.wait(list(running), timeout=wait_for_memo, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     running.pop(task)
                     record(task.result())
                 start_ready()
         except asyncio.CancelledError:
-            # The run was cancelled: stop every running node (their queries too) and wait for them.
-            self._run_cancelled = True
-            for task in running:
-                task.cancel()
-            if running:
-                await workflow.wait(list(running))
-            for task, node in running.items():
-                results[node.unique_id] = task.result()
-            for uid in scheduler.cancel_unfinished():
-                cancelled = NodeResult(unique_id=uid, status=NodeStatus.cancelled, dbt_status="cancelled")
-                results.setdefault(uid, cancelled.model_copy(update={"message": CANCELLED_RUN}))
-            self._say("", CANCELLED_RUN + ".", runlog.done_line(list(results.values())))
-            self._memo_dirty = True
-            self._flush_memo()
+            await self._cancel(running, scheduler)
             raise
-        return results
+
+    async def _cancel(self, running: dict[asyncio.Task[NodeResult], PlannedNode], scheduler: DagScheduler) -> None:
+        """The run was cancelled: stop every running node (their queries too) and wait for them."""
+        self._run_cancelled = True
+        for task in running:
+            task.cancel()
+        if running:
+            await workflow.wait(list(running))
+        for task in running:
+            result = task.result()
+            self._results[result.unique_id] = result
+        for uid in scheduler.cancel_unfinished():
+            cancelled = NodeResult(unique_id=uid, status=NodeStatus.cancelled, dbt_status="cancelled")
+            self._results.setdefault(uid, cancelled.model_copy(update={"message": CANCELLED_RUN}))
+        self._say("", CANCELLED_RUN + ".", runlog.done_line(list(self._results.values())))
+        self._memo_dirty = True
+        self._flush_memo()
 
     async def _run_node(self, node: PlannedNode, request: NodeRequest, retry_policy: RetryPolicy) -> NodeResult:
         try:
@@ -226,18 +267,47 @@ class DbtRunWorkflow:
             message, _ = _failure_message(err)
             return NodeResult(unique_id=node.unique_id, status=NodeStatus.error, dbt_status="error", message=message)
 
-    def _flush_memo(self) -> None:
-        """One memo update per workflow task, however many nodes changed in it."""
-        if not self._memo_dirty:
-            return
-        workflow.upsert_memo(
-            {
-                "node_status": runlog.bounded_node_status(self._state.node_status),
-                "progress": runlog.progress(self._state.node_status),
+    def _history_is_long(self, run: DbtRunInput) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested() or info.get_current_history_length() > run.continue_as_new_after_events
+        )
+
+    def _continue_as_new(self, run: DbtRunInput, carryover: Carryover) -> None:
+        handover = carryover.model_copy(
+            update={
+                "results": list(self._results.values()),
+                "index_of": self._index_of,
                 "log": runlog.bounded_log(self._log),
             }
         )
+        workflow.continue_as_new(
+            run.model_copy(update={"carryover": handover}), memo={"command": self._state.command, **self._live_memo()}
+        )
+
+    def _flush_memo_if_due(self) -> float | None:
+        """Flush the memo when it is due; else the seconds until it is, if something changed."""
+        if not self._memo_dirty:
+            return None
+        now = workflow.now()
+        if self._memo_flushed_at is None or now - self._memo_flushed_at >= MEMO_INTERVAL:
+            self._flush_memo()
+            return None
+        return (MEMO_INTERVAL - (now - self._memo_flushed_at)).total_seconds()
+
+    def _live_memo(self) -> dict[str, object]:
+        return {
+            "node_status": runlog.bounded_node_status(self._state.node_status),
+            "progress": runlog.progress(self._state.node_status),
+            "log": runlog.bounded_log(self._log),
+        }
+
+    def _flush_memo(self) -> None:
+        if not self._memo_dirty:
+            return
+        workflow.upsert_memo(self._live_memo())
         self._memo_dirty = False
+        self._memo_flushed_at = workflow.now()
 
     def _finish(self, output: DbtRunOutput, started: datetime) -> DbtRunOutput:
         output.elapsed_time = (workflow.now() - started).total_seconds()

@@ -38,8 +38,10 @@ def start_worker(temporal: DevServer) -> Iterator:
     workers: list[WorkerProcess] = []
 
     def start(project: Path, **env: str) -> WorkerProcess:
+        # TEMPORAL_TASK_QUEUE joins an existing worker's queue; by default each worker gets its own.
+        queue = {"task_queue": env.pop("TEMPORAL_TASK_QUEUE")} if "TEMPORAL_TASK_QUEUE" in env else {}
         worker_env = {"DBT_PROJECT_DIR": str(project), "SHOP_DUCKDB_PATH": str(project / "shop.duckdb"), **env}
-        worker = WorkerProcess(address=temporal.address, env=worker_env).start()
+        worker = WorkerProcess(address=temporal.address, env=worker_env, **queue).start()
         workers.append(worker)
         return worker
 

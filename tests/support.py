@@ -17,8 +17,8 @@ from pathlib import Path
 
 import duckdb
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from dbt_temporal.codec import data_converter
 from dbt_temporal.models import DbtRunInput, DbtRunOutput
 from dbt_temporal.runs import RunView, fetch_view, start_run
 from dbt_temporal.settings import Settings
@@ -86,7 +86,7 @@ class WorkerProcess:
 
 
 async def _connect(address: str) -> Client:
-    return await Client.connect(address, data_converter=pydantic_data_converter)
+    return await Client.connect(address, data_converter=data_converter)
 
 
 def run_and_wait(worker: WorkerProcess, run: DbtRunInput, workflow_id: str | None = None) -> RunView:

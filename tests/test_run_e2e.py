@@ -125,3 +125,41 @@ def test_memos_show_the_run_and_keep_env_values_secret(shop: Path, start_worker)
     assert any(" START sql view model main.stg_customers " in line for line in log)
     assert log[-1].startswith("Done. PASS=") and log[-1].endswith(f"TOTAL={len(output.node_results)}")
     assert "hunter2" not in json.dumps(memo)
+
+
+def test_a_long_run_continues_as_new_and_keeps_every_result(shop: Path, start_worker) -> None:
+    worker = start_worker(shop)
+
+    view = run_and_wait(worker, DbtRunInput(continue_as_new_after_events=100, threads=1), workflow_id="handover")
+    output = output_of(view)
+
+    assert output.success
+    assert len(output.node_results) == 21
+    assert {r.unique_id: r.dbt_status for r in output.node_results}["model.shop.customers"] == "success"
+    indexes = [line.split(" of ")[0] for line in view.log if " START " in line]
+    assert len(indexes) == len(set(indexes))  # every node numbered once across runs
+    assert view.log[-1] == "Done. PASS=21 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=21"
+    assert handovers(worker.address, "handover") >= 1
+
+
+def handovers(address: str, workflow_id: str) -> int:
+    """How many times the run continued as new: walk the chain of runs back from the latest."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from dbt_temporal.codec import data_converter
+
+    async def main() -> int:
+        client = await Client.connect(address, data_converter=data_converter)
+        count, run_id = 0, None
+        while True:
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+            async for event in handle.fetch_history_events():
+                previous = event.workflow_execution_started_event_attributes.continued_execution_run_id
+                break
+            if not previous:
+                return count
+            count, run_id = count + 1, previous
+
+    return asyncio.run(main())

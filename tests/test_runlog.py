@@ -49,21 +49,21 @@ def test_log_memo_keeps_the_tail_and_says_what_it_dropped() -> None:
     assert bounded[-1] == "line 499"
 
 
-def test_node_status_memo_keeps_the_informative_entries() -> None:
+def test_node_status_memo_lists_small_runs_whole_and_big_runs_by_exception() -> None:
+    small = {f"model.p.m{i}": NodeStatus.success for i in range(500)}
+    assert runlog.bounded_node_status(small, limit=500) == {uid: "success" for uid in small}
+
     status = {f"model.p.m{i}": NodeStatus.success for i in range(3000)}
+    status |= {f"model.p.wait{i}": NodeStatus.pending for i in range(3000)}
+    status |= {f"model.p.skip{i}": NodeStatus.skipped for i in range(600)}
     status["model.p.broken"] = NodeStatus.error
     status["model.p.busy"] = NodeStatus.running
 
-    bounded = runlog.bounded_node_status(status, limit=2000)
+    bounded = runlog.bounded_node_status(status, limit=500)
 
-    assert len(bounded) == 2000
-    assert bounded["model.p.broken"] == "error" and bounded["model.p.busy"] == "running"
+    assert len(bounded) == 500
+    assert bounded["model.p.busy"] == "running" and bounded["model.p.broken"] == "error"
+    assert set(bounded.values()) == {"running", "error", "skipped"}
     assert runlog.progress(status) == {
-        "total": 3002,
-        "pending": 0,
-        "running": 1,
-        "success": 3000,
-        "error": 1,
-        "skipped": 0,
-        "cancelled": 0,
-    }
+        "total": 6602, "pending": 3000, "running": 1, "success": 3000, "error": 1, "skipped": 600, "cancelled": 0,
+    }  # fmt: skip
