@@ -1,0 +1,193 @@
+"""What a benchmark run found: plain data, printed as tables and written as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.metrics import Overheads, Spread, WorkflowTasks
+
+# Targets from issue #4; reported, never asserted.
+RATIO_TARGET_SIZE = 500
+RATIO_LIMIT = 1.0
+OVERHEAD_MEDIAN_MS = 25.0
+OVERHEAD_P95_MS = 100.0
+PLAN_TARGET_SIZE = 2000
+PLAN_LIMIT_SECONDS = 2.0
+UNEVEN_LIMIT = 1.2
+
+
+@dataclass
+class Row:
+    approach: str
+    wall_seconds: float | None
+    ratio: float | None  # wall / plain dbt build wall
+    note: str = ""
+
+
+@dataclass
+class DbttDetail:
+    ok: bool
+    error: str | None
+    plan_seconds: float | None
+    history_events: int
+    history_mb: float
+    worker_ready_seconds: float
+    worker_peak_mb: float | None
+    exec_seconds: float  # sum of dbt's execution_time over the run's nodes
+    workflow_tasks: WorkflowTasks
+    overheads: Overheads | None
+
+
+@dataclass
+class SizeResult:
+    size: int
+    models: int
+    nodes: int  # nodes dbt build ran (seed, models, tests)
+    dbt_exec_seconds: float | None = None  # sum of execution_time in dbt build's run_results.json
+    rows: list[Row] = field(default_factory=list)
+    dbtt: DbttDetail | None = None
+
+
+@dataclass
+class UnevenResult:
+    nodes: int
+    slow_seconds: float
+    dbt_build_wall: float
+    dbt_build_elapsed: float  # dbt's own elapsed_time, parsing excluded
+    dbt_critical_path: float
+    dbtt_wall: float | None
+    dbtt_critical_path: float | None
+    critical_path_nodes: list[str] = field(default_factory=list)
+    dbtt: DbttDetail | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.dbtt_wall is None or not self.dbtt_critical_path:
+            return None
+        return self.dbtt_wall / self.dbtt_critical_path
+
+
+@dataclass
+class Target:
+    name: str
+    value: float | None
+    limit: float
+    unit: str
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.value is None else self.value <= self.limit
+
+
+@dataclass
+class Report:
+    machine: dict[str, object]
+    sizes: list[SizeResult] = field(default_factory=list)
+    uneven: UnevenResult | None = None
+    targets: list[Target] = field(default_factory=list)
+
+
+def evaluate_targets(report: Report) -> list[Target]:
+    targets: list[Target] = []
+    for result in report.sizes:
+        warm = next((r for r in result.rows if r.approach == "dbtt warm"), None)
+        if result.size == RATIO_TARGET_SIZE and warm:
+            targets.append(Target(f"warm dbtt / dbt build @{result.size}", warm.ratio, RATIO_LIMIT, "x"))
+        per_node = result.dbtt.overheads.per_node if result.dbtt and result.dbtt.overheads else None
+        targets.append(_ms(f"per-node overhead median @{result.size}", per_node, "median_ms", OVERHEAD_MEDIAN_MS))
+        targets.append(_ms(f"per-node overhead p95 @{result.size}", per_node, "p95_ms", OVERHEAD_P95_MS))
+        if result.size == PLAN_TARGET_SIZE and result.dbtt:
+            targets.append(Target(f"plan time @{result.size}", result.dbtt.plan_seconds, PLAN_LIMIT_SECONDS, "s"))
+    if report.uneven:
+        targets.append(Target("uneven DAG wall / critical path", report.uneven.ratio, UNEVEN_LIMIT, "x"))
+    return targets
+
+
+def _ms(name: str, value: Spread | None, attribute: str, limit: float) -> Target:
+    return Target(name, getattr(value, attribute) if value else None, limit, "ms")
+
+
+# ---------------------------------------------------------------- printing
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = [header, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+def _spread_cells(value: Spread | None) -> list[str]:
+    return ["-", "-"] if value is None else [f"{value.median_ms:.1f}", f"{value.p95_ms:.1f}"]
+
+
+def wall_table(result: SizeResult) -> str:
+    rows = [[r.approach, _num(r.wall_seconds), _num(r.ratio), r.note] for r in result.rows]
+    title = f"size {result.size}: {result.nodes} nodes ({result.models} models)"
+    return title + "\n" + _table(["approach", "wall s", "x dbt build", "note"], rows)
+
+
+def dbtt_table(details: list[tuple[str, DbttDetail, float | None]]) -> str:
+    """One row per dbtt warm run: (label, detail, summed execution_time of plain dbt build)."""
+    header = ["run", "plan s", "events", "hist MB", "WFTs", "WFT med ms", "WFT p95 ms", "ready s", "peak MB"]
+    header += ["exec s dbt", "exec s dbtt"]
+    for name in ("runner", "activity", "reaction", "gap", "per-node"):
+        header += [f"{name} med", f"{name} p95"]
+    rows: list[list[str]] = []
+    for label, detail, dbt_exec in details:
+        tasks = detail.workflow_tasks
+        cells = [label, _num(detail.plan_seconds), str(detail.history_events), _num(detail.history_mb, 1)]
+        cells += [str(tasks.count), *_spread_cells(tasks.work)]
+        cells += [_num(detail.worker_ready_seconds, 1), _num(detail.worker_peak_mb, 0)]
+        cells += [_num(dbt_exec, 1), _num(detail.exec_seconds, 1)]
+        o = detail.overheads
+        for value in (o.runner, o.activity, o.reaction, o.gap, o.per_node) if o else (None,) * 5:
+            cells += _spread_cells(value)
+        rows.append(cells)
+    return "dbtt warm runs (overheads in ms; WFT = workflow task, started -> completed)\n" + _table(header, rows)
+
+
+def uneven_table(uneven: UnevenResult) -> str:
+    rows = [
+        ["dbt build", _num(uneven.dbt_build_wall), _num(uneven.dbt_critical_path), "process wall incl. parse"],
+        ["dbt build (elapsed)", _num(uneven.dbt_build_elapsed), _num(uneven.dbt_critical_path), "dbt's elapsed_time"],
+        ["dbtt warm", _num(uneven.dbtt_wall), _num(uneven.dbtt_critical_path), f"ratio {_num(uneven.ratio)}"],
+    ]
+    title = f"uneven DAG: {uneven.nodes} nodes, slow model {uneven.slow_seconds:g}s beside a chain"
+    return title + "\n" + _table(["approach", "wall s", "critical path s", "note"], rows)
+
+
+def targets_table(targets: list[Target]) -> str:
+    rows = []
+    for target in targets:
+        verdict = "n/a" if target.met is None else ("met" if target.met else "MISSED")
+        rows.append([target.name, f"{_num(target.value)} {target.unit}", f"<= {target.limit:g} {target.unit}", verdict])
+    return "targets (issue #4)\n" + _table(["target", "value", "limit", "verdict"], rows)
+
+
+def render(report: Report) -> str:
+    parts = [wall_table(result) for result in report.sizes]
+    details = [(str(r.size), r.dbtt, r.dbt_exec_seconds) for r in report.sizes if r.dbtt]
+    if report.uneven and report.uneven.dbtt:
+        details.append(("uneven", report.uneven.dbtt, None))
+    if details:
+        parts.append(dbtt_table(details))
+    if report.uneven:
+        parts.append(uneven_table(report.uneven))
+    parts.append(targets_table(report.targets))
+    return "\n\n".join(parts)
+
+
+def write_json(report: Report, path: Path) -> None:
+    data = asdict(report)
+    for target, entry in zip(report.targets, data["targets"], strict=True):
+        entry["met"] = target.met
+    if report.uneven:
+        data["uneven"]["ratio"] = report.uneven.ratio
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
