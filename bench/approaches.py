@@ -19,11 +19,11 @@ from pathlib import Path
 
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.dag import BuildDag
 from bench.metrics import peak_memory_mb
 from bench.project import DUCKDB_ENV, database_of
+from dbt_temporal.codec import data_converter
 from dbt_temporal.models import DbtRunInput, DbtRunOutput
 from dbt_temporal.runs import fetch_view, start_run
 from tests.support import BIN, WorkerProcess
@@ -104,7 +104,7 @@ class DbttRun:
 
 async def _submit(worker: WorkerProcess, run: DbtRunInput) -> tuple[float, DbtRunOutput | None, str | None, list]:
     """Start a run, wait for its end; returns wall seconds, output, error and the history events."""
-    client = await Client.connect(worker.address, data_converter=pydantic_data_converter)
+    client = await Client.connect(worker.address, data_converter=data_converter)
     started = time.perf_counter()
     handle = await start_run(client, worker.settings, run, f"bench-{uuid.uuid4().hex[:10]}")
     error: str | None = None

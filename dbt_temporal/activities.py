@@ -23,8 +23,8 @@ from temporalio.exceptions import ApplicationError
 from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.planner import plan_selection
-from dbt_temporal.engine.pool import SessionPool, UnknownProject
-from dbt_temporal.models import PLAN_ACTIVITY, NodeRequest, NodeResult, NodeStatus, Plan, PlanRequest
+from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
+from dbt_temporal.models import LISTING_COMMANDS, PLAN_ACTIVITY, NodeRequest, NodeResult, NodeStatus, Plan, PlanRequest
 from dbt_temporal.secrets import redact
 
 HEARTBEAT_EVERY_SECONDS = 2.0
@@ -75,7 +75,10 @@ class DbtActivities:
         def plan() -> Plan:
             project = self.pool.resolve_project(request.session.project)
             session = self.pool.get(request.session)
-            return plan_selection(session, request, project.config.retry)
+            plan = plan_selection(session, request, project.config.retry)
+            if request.command not in LISTING_COMMANDS:
+                ensure_schemas(session)
+            return plan
 
         try:
             return await self._in_thread(plan)

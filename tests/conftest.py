@@ -27,6 +27,14 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture
+def database(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh database for one test, dropped (connections and all) at its end."""
+    name = postgres.create_database()
+    yield name
+    postgres.drop_database(name)
+
+
+@pytest.fixture
 def shop(tmp_path: Path) -> Path:
     """A private copy of the example project."""
     return copy_project(EXAMPLES / "shop", tmp_path / "shop")

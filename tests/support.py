@@ -19,7 +19,7 @@ import duckdb
 from temporalio.client import Client, WorkflowFailureError
 
 from dbt_temporal.codec import data_converter
-from dbt_temporal.models import DbtRunInput, DbtRunOutput
+from dbt_temporal.models import DbtRunInput, DbtRunOutput, RunState
 from dbt_temporal.runs import RunView, fetch_view, start_run
 from dbt_temporal.settings import Settings
 
@@ -91,17 +91,9 @@ async def _connect(address: str) -> Client:
 
 def run_and_wait(worker: WorkerProcess, run: DbtRunInput, workflow_id: str | None = None) -> RunView:
     """Start a run on the worker's queue and return its final view (what `dbtt status` shows)."""
-
-    async def main() -> RunView:
-        client = await _connect(worker.address)
-        handle = await start_run(client, worker.settings, run, workflow_id or f"test-{uuid.uuid4().hex[:10]}")
-        try:
-            await handle.result()
-        except WorkflowFailureError:
-            pass
-        return await fetch_view(handle)
-
-    return asyncio.run(main())
+    workflow_id = workflow_id or f"test-{uuid.uuid4().hex[:10]}"
+    start_without_waiting(worker, run, workflow_id)
+    return view_of(worker.address, workflow_id)
 
 
 def memo_of(address: str, workflow_id: str) -> dict:
@@ -195,3 +187,13 @@ def identity_of(worker: WorkerProcess) -> str:
 
     assert worker.process is not None
     return f"{worker.process.pid}@{socket.gethostname()}"
+
+
+def query_status(address: str, workflow_id: str) -> RunState:
+    """The workflow's `status` query (answered by a worker, from the run's live state)."""
+
+    async def main() -> RunState:
+        client = await _connect(address)
+        return await client.get_workflow_handle(workflow_id).query("status", result_type=RunState)
+
+    return asyncio.run(main())

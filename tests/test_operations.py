@@ -30,7 +30,7 @@ def test_healthcheck_reports_fresh_stale_and_missing_files(tmp_path: Path) -> No
     assert (missing.returncode, fresh.returncode, stale.returncode) == (1, 0, 1)
     assert "does not exist" in missing.stderr
     assert fresh.stdout.startswith("healthy:")
-    assert "is stale, last updated 120s ago" in stale.stderr
+    assert "is stale, last updated" in stale.stderr
 
 
 def test_http_probe_answers_200_when_fresh_and_503_when_stale(tmp_path: Path) -> None:

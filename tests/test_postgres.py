@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,6 @@ EU_REVENUE = {"ada": 12.5, "grace": 42.0, "linus": 150.0}
 
 
 # --- fixtures and helpers -------------------------------------------------------------------
-
-
-@pytest.fixture
-def database(postgres: PostgresServer) -> Iterator[str]:
-    """A fresh database for one test, dropped (connections and all) at its end."""
-    name = postgres.create_database()
-    yield name
-    postgres.drop_database(name)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from tests.support import (
 )
 
 LONG_QUERY = "select pg_sleep(600)"
-
-
-@pytest.fixture
-def database(postgres: PostgresServer) -> Iterator[str]:
-    name = postgres.create_database()
-    yield name
-    postgres.drop_database(name)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 from dbt_temporal.models import DbtRunInput, NodeStatus
@@ -185,3 +186,19 @@ def test_reset_of_an_unknown_run_exits_2(temporal) -> None:  # noqa: ANN001
 
     assert result.returncode == 2
     assert "no run with workflow id 'never-ran'" in result.stderr
+
+
+def test_cancel_interrupts_a_long_duckdb_query(tmp_path: Path, start_worker) -> None:
+    worker = flaky_worker(tmp_path, start_worker)
+    start_without_waiting(worker, DbtRunInput(command="run", select="endless"), "duckdb-cancel")
+    wait_until(lambda: node_status_is(worker.address, "duckdb-cancel", "model.flaky.endless", "running"), timeout=60)
+    cancelled_at = time.monotonic()
+
+    result = dbtt("cancel", "duckdb-cancel", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["node_status"] == {"model.flaky.endless": "cancelled"}
+    # Without the interrupt the query would run for minutes and the worker would give up on it
+    # only after its 30 s grace; interrupted, the node stops as soon as the cancellation arrives.
+    assert time.monotonic() - cancelled_at < 25
+    assert output_of(run_and_wait(worker, DbtRunInput(command="run", select="steady"))).success

@@ -14,6 +14,7 @@ from tests.support import (
     dbtt,
     memo_of,
     output_of,
+    query_status,
     run_and_wait,
     table_rows,
 )
@@ -125,6 +126,10 @@ def test_memos_show_the_run_and_keep_env_values_secret(shop: Path, start_worker)
     assert any(" START sql view model main.stg_customers " in line for line in log)
     assert log[-1].startswith("Done. PASS=") and log[-1].endswith(f"TOTAL={len(output.node_results)}")
     assert "hunter2" not in json.dumps(memo)
+    state = query_status(worker.address, "memo-check")
+    assert state.finished and state.output is not None and state.output.success
+    assert {uid: str(s) for uid, s in state.node_status.items()} == memo["node_status"]
+    assert state.log[-1] == log[-1]
 
 
 def test_a_long_run_continues_as_new_and_keeps_every_result(shop: Path, start_worker) -> None:

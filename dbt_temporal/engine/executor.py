@@ -78,6 +78,10 @@ def cancel_query(running: RunningNode) -> None:
     connection = connections.thread_connections.get(running.thread_key)
     if connection is None:
         return
+    if session.adapter.type() == "duckdb":
+        # dbt-duckdb's own cancel does nothing; DuckDB interrupts the statement on its cursor.
+        connection.handle.cursor().interrupt()
+        return
     with activated(session.state()), session.adapter.connection_named("dbtt-cancel"):
         connections.cancel(connection)
 

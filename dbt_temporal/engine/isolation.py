@@ -20,7 +20,7 @@ from typing import Any
 
 import dbt.flags
 from dbt.adapters.factory import FACTORY
-from dbt_common.context import set_invocation_context
+from dbt_common.context import InvocationContext, reliably_get_invocation_var
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,14 @@ def activated(state: ActiveState) -> Iterator[None]:
     """Make `state` what dbt sees in this thread until the block ends."""
     install()
     token = _ACTIVE.set(state)
-    set_invocation_context(state.env)
+    # Threads are reused across runs: put the previous invocation context back afterwards,
+    # so no run's env outlives its block.
+    invocation_var = reliably_get_invocation_var()
+    invocation_token = invocation_var.set(InvocationContext(state.env))
     try:
         yield
     finally:
+        invocation_var.reset(invocation_token)
         _ACTIVE.reset(token)
 
 

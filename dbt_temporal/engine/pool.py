@@ -36,12 +36,7 @@ class SessionPool:
         return self.projects[name]
 
     def get(self, spec: SessionSpec) -> DbtSession:
-        """The warm session for `spec`, parsing the project and creating its schemas on first use."""
-        session = self._get_or_open(spec)
-        _ensure_schemas(session)
-        return session
-
-    def _get_or_open(self, spec: SessionSpec) -> DbtSession:
+        """The warm session for `spec`, parsing the project on first use."""
         project = self.resolve_project(spec.project)
         spec = spec.model_copy(update={"project": project.name, "target": spec.target or self.default_target})
         key = session_key(project.name, spec)
@@ -67,7 +62,7 @@ class SessionPool:
             self._sessions.clear()
 
 
-def _ensure_schemas(session: DbtSession) -> None:
+def ensure_schemas(session: DbtSession) -> None:
     """Create the session's schemas; on failure, say so and let the nodes report the real error.
 
     A failure here is often a warehouse that is down or a credential that is wrong;

@@ -95,7 +95,6 @@ class DbtSession:
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _schemas_lock: threading.Lock = field(default_factory=threading.Lock)
-    _schemas_ready: bool = False
 
     def state(self, flags: Flags | None = None) -> ActiveState:
         return ActiveState(flags=flags or self.flags, adapter=self.adapter, env=self.env)
@@ -123,7 +122,7 @@ class DbtSession:
             return self._graphs[with_test_edges]
 
     def ensure_schemas(self) -> None:
-        """Create the schemas this session's nodes build into, once per session.
+        """Create the schemas this session's nodes build into (each run: one may have been dropped).
 
         `dbt build` does this before its first node (`RunnableTask.create_schemas`);
         running single nodes skips that step, and on a warehouse without the schema
@@ -131,12 +130,9 @@ class DbtSession:
         would not see this session, so this one runs on the calling thread.
         """
         with self._schemas_lock:
-            if self._schemas_ready:
-                return
             with activated(self.state()), self.adapter.connection_named("dbtt_create_schemas"):
                 for database, schemas in _required_schemas(self.config, self.adapter, self.manifest).items():
                     _create_missing(self.adapter, database, schemas)
-            self._schemas_ready = True
 
     def close(self) -> None:
         self.adapter.cleanup_connections()

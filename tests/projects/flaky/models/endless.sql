@@ -1,0 +1,1 @@
+select count(*) as n from range(100000000000) as t(i) where i % 7 = 3
