@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -520,5 +521,7 @@ def main() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # The Temporal client's Rust threads can crash CPython's teardown (temporalio/sdk-python#300)
-    # and turn a good exit code into SIGABRT; all work is done here, so skip the teardown.
+    # and turn a good exit code into SIGABRT; all work is done here, so skip the teardown, but
+    # release what multiprocessing registered (dbt's manifest lock) so nothing is reported leaked.
+    multiprocessing.util._run_finalizers()
     os._exit(code)

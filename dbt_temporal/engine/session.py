@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from dbt.adapters.cache import RelationsCache
@@ -23,7 +24,6 @@ from dbt.config.runtime import RuntimeConfig, load_profile, load_project
 from dbt.context.providers import generate_runtime_macro_context
 from dbt.context.query_header import generate_query_header_context
 from dbt.graph import Graph
-from dbt.mp_context import get_mp_context
 from dbt.parser.manifest import ManifestLoader
 from dbt.tracking import initialize_from_flags
 from dbt_common.exceptions import DbtDatabaseError
@@ -31,6 +31,10 @@ from dbt_common.exceptions import DbtDatabaseError
 from dbt_temporal.engine.isolation import ActiveState, activated, merged_env
 from dbt_temporal.engine.relations import use_targeted_lookup
 from dbt_temporal.models import SessionSpec
+
+# Adapters take their connection lock from a multiprocessing context; nodes run on threads of
+# this process only, so a thread lock does, without a semaphore left for the resource tracker.
+_THREAD_LOCKS = SimpleNamespace(RLock=threading.RLock)
 
 # dbt parses one project at a time per process: parsing touches globals that the
 # isolation layer does not cover (the Jinja environment, plugin manager, tracking).
@@ -179,7 +183,7 @@ def open_session(project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: 
             profile = load_profile(str(project_dir), flags.VARS, flags.PROFILE, flags.TARGET, None)
             project = load_project(str(project_dir), False, profile, flags.VARS, validate=True)
             config = RuntimeConfig.from_parts(project, profile, flags)
-            adapter = get_adapter_class_by_name(config.credentials.type)(config, get_mp_context())
+            adapter = get_adapter_class_by_name(config.credentials.type)(config, _THREAD_LOCKS)
             _trust_no_relation_cache(adapter)
         # A registry entry for the type keeps code paths that bypass the session lookup working.
         FACTORY.adapters.setdefault(adapter.type(), adapter)
