@@ -47,9 +47,28 @@ def is_last_attempt() -> bool:
     return maximum > 0 and info.attempt >= maximum
 
 
+def run_search_attributes(
+    plan: Plan, request: PlanRequest, static: dict[str, str], registered: set[str]
+) -> dict[str, str]:
+    """DbtProject, DbtCommand and DbtTarget, then the worker's static ones (which win), kept to
+    what the namespace has registered: upserting an unknown attribute would fail the workflow."""
+    dynamic = {"DbtProject": plan.project, "DbtCommand": request.command}
+    if request.session.target:
+        dynamic["DbtTarget"] = request.session.target
+    return {name: value for name, value in {**dynamic, **static}.items() if name in registered}
+
+
 class DbtActivities:
-    def __init__(self, pool: SessionPool, threads: int) -> None:
+    def __init__(
+        self,
+        pool: SessionPool,
+        threads: int,
+        static_search_attributes: dict[str, str] | None = None,
+        registered_search_attributes: set[str] | None = None,
+    ) -> None:
         self.pool = pool
+        self.static_search_attributes = static_search_attributes or {}
+        self.registered_search_attributes = registered_search_attributes or set()
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dbt-node")
         # Temporal's own default worker identity, so per-node results name the same process.
         self.identity = f"{os.getpid()}@{socket.gethostname()}"
@@ -78,7 +97,10 @@ class DbtActivities:
             plan = plan_selection(session, request, project.config.retry)
             if request.command not in LISTING_COMMANDS:
                 ensure_schemas(session)
-            return plan
+            attributes = run_search_attributes(
+                plan, request, self.static_search_attributes, self.registered_search_attributes
+            )
+            return plan.model_copy(update={"search_attributes": attributes})
 
         try:
             return await self._in_thread(plan)

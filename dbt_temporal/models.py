@@ -123,6 +123,8 @@ class Plan(BaseModel):
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    # Keyword search attributes the worker found registered on the namespace, with this run's values.
+    search_attributes: dict[str, str] = Field(default_factory=dict)
 
 
 class NodeRequest(BaseModel):

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     )
     dbt_target: str | None = Field(default=None, description="Profile target used when a run names none.")
 
+    temporal_search_attributes: dict[str, str] = Field(
+        default_factory=dict,
+        description='Static search attributes for every run, as a JSON object, e.g. {"team": "data"}.',
+    )
+
     health_port: int | None = Field(
         default=None, ge=1, le=65535, description="Port of the worker's HTTP health endpoint (200 healthy, 503 stale)."
     )

@@ -42,7 +42,12 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     projects = discover_projects(settings)
     quiet_dbt_events()
     pool = SessionPool(projects, settings.dbt_target)
-    activities = DbtActivities(pool, threads=node_threads(settings))
+    activities = DbtActivities(
+        pool,
+        threads=node_threads(settings),
+        static_search_attributes=settings.temporal_search_attributes,
+        registered_search_attributes=await _registered_search_attributes(client, settings.temporal_namespace),
+    )
     background: list[asyncio.Task[None]] = []
     try:
         for name in projects:
@@ -68,6 +73,21 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
         for task in background:
             task.cancel()
         activities.close()
+
+
+async def _registered_search_attributes(client: Client, namespace: str) -> set[str]:
+    """Custom search attributes the namespace knows; runs set only these."""
+    from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+    from temporalio.service import RPCError
+
+    try:
+        response = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+    except RPCError as err:
+        log.warning("cannot list search attributes (%s); runs will set none", err.message)
+        return set()
+    return set(response.custom_attributes)
 
 
 async def _start_health(client: Client, worker: Worker, settings: Settings) -> list[asyncio.Task[None]]:

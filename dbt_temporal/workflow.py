@@ -13,7 +13,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
@@ -125,6 +125,13 @@ class DbtRunWorkflow:
             )
         started = workflow.now()
         plan = await self._plan(run)
+        if plan.search_attributes:
+            workflow.upsert_search_attributes(
+                [
+                    SearchAttributeKey.for_keyword(name).value_set(value)
+                    for name, value in plan.search_attributes.items()
+                ]
+            )
         threads = run.threads or plan.threads
         if run.command not in LISTING_COMMANDS:
             self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))

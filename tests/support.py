@@ -197,3 +197,12 @@ def query_status(address: str, workflow_id: str) -> RunState:
         return await client.get_workflow_handle(workflow_id).query("status", result_type=RunState)
 
     return asyncio.run(main())
+
+
+def search_attributes_of(address: str, workflow_id: str) -> dict[str, object]:
+    async def main() -> dict[str, object]:
+        client = await _connect(address)
+        description = await client.get_workflow_handle(workflow_id).describe()
+        return {pair.key.name: pair.value for pair in description.typed_search_attributes}
+
+    return asyncio.run(main())

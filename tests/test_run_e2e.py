@@ -16,6 +16,7 @@ from tests.support import (
     output_of,
     query_status,
     run_and_wait,
+    search_attributes_of,
     table_rows,
 )
 
@@ -168,3 +169,16 @@ def handovers(address: str, workflow_id: str) -> int:
             count, run_id = count + 1, previous
 
     return asyncio.run(main())
+
+
+def test_runs_are_searchable_by_project_command_and_worker_attributes(shop: Path, start_worker) -> None:
+    # DbtTarget is registered on the dev server; "team" is not, so the worker leaves it out.
+    worker = start_worker(shop, TEMPORAL_SEARCH_ATTRIBUTES='{"DbtTarget": "nightly", "team": "data"}')
+    run = DbtRunInput(select="+orders", env={"SOME_API_TOKEN": "hunter2-do-not-leak"})
+
+    assert output_of(run_and_wait(worker, run, workflow_id="searchable")).success
+
+    attributes = search_attributes_of(worker.address, "searchable")
+    ours = {name: value for name, value in attributes.items() if name.startswith("Dbt") or name == "team"}
+    assert ours == {"DbtProject": "shop", "DbtCommand": "build", "DbtTarget": "nightly"}
+    assert "hunter2" not in repr(attributes)
