@@ -108,11 +108,15 @@ async def list_runs(client: Client, limit: int = 20) -> list[RunView]:
     views: list[RunView] = []
     async for execution in client.list_workflows(f'WorkflowType="{WORKFLOW_TYPE}"', limit=limit):
         memo = await execution.memo()
+        command = dict(memo.get("command") or {})
+        # A run that named no project still shows the one it ran, from its search attribute.
+        attributes = {pair.key.name: pair.value for pair in execution.typed_search_attributes}
+        command["project"] = command.get("project") or attributes.get("DbtProject")
         views.append(
             RunView(
                 workflow_id=execution.id,
                 status=execution.status.name.lower() if execution.status else "unknown",
-                command=memo.get("command") or {},
+                command=command,
                 progress=memo.get("progress") or {},
                 start_time=execution.start_time,
                 close_time=execution.close_time,

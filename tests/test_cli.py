@@ -33,7 +33,9 @@ def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, start_worker)
 
     listed = dbtt("status", "--output", "json", env=env_for(worker))
     assert listed.returncode == 0
-    assert "cli-json" in {run["workflow_id"] for run in json.loads(listed.stdout)}
+    runs = {run["workflow_id"]: run for run in json.loads(listed.stdout)}
+    assert runs["cli-json"]["command"]["project"] == "shop"
+    assert runs["cli-json"]["status"] == "completed"
 
 
 def test_submit_text_streams_the_log_and_exits_1_on_failure(shop: Path, start_worker) -> None:
