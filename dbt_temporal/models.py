@@ -187,6 +187,8 @@ class Carryover(BaseModel):
     results: list[NodeResult]
     index_of: dict[str, int]
     log: list[str]
+    # Log lines written before `log` (dropped to keep the handover small).
+    log_earlier: int = 0
 
 
 class RunState(BaseModel):

@@ -97,10 +97,12 @@ def footer_lines(results: list[NodeResult], elapsed: float) -> list[str]:
     return ["", f"Finished running {len(results)} nodes in {elapsed:.2f}s.", done_line(results)]
 
 
-def bounded_log(lines: list[str], limit: int = LOG_MEMO_LINES) -> list[str]:
-    if len(lines) <= limit:
+def bounded_log(lines: list[str], limit: int = LOG_MEMO_LINES, earlier: int = 0) -> list[str]:
+    """The last lines of the log; `earlier` counts lines already dropped (by a previous workflow run)."""
+    if len(lines) <= limit and not earlier:
         return list(lines)
-    return [f"... {len(lines) - limit + 1} earlier lines omitted"] + lines[-(limit - 1) :]
+    kept = lines[-(limit - 1) :]
+    return [f"... {earlier + len(lines) - len(kept)} earlier lines omitted"] + kept
 
 
 def bounded_node_status(status: dict[str, NodeStatus], limit: int = NODE_STATUS_MEMO_ENTRIES) -> dict[str, str]:

@@ -156,7 +156,8 @@ async def rerun_failed(client: Client, settings: Settings, workflow_id: str) -> 
     todo = failed_nodes(view)
     if not todo:
         raise ResetError(f"every node of '{workflow_id}' succeeded; nothing to re-run")
-    run = (await original_input(client, previous)).model_copy(update={"unique_ids": todo})
+    # The latest run of a long run carries its predecessor's state; a re-run starts afresh.
+    run = (await original_input(client, previous)).model_copy(update={"unique_ids": todo, "carryover": None})
     stamp = datetime.now(UTC).strftime("%H%M%S")
     return await start_run(client, settings, run, f"{workflow_id}-retry-{stamp}")
 

@@ -11,6 +11,7 @@ MIN_SECRET_LENGTH = 4
 
 def redact(text: str, secret_values: Iterable[str]) -> str:
     """`text` with every env override value replaced by a mask, longest first."""
-    for value in sorted({v for v in secret_values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True):
+    # Longest first, then alphabetical: the same text is masked the same way on every replay.
+    for value in sorted({v for v in secret_values if len(v) >= MIN_SECRET_LENGTH}, key=lambda v: (-len(v), v)):
         text = text.replace(value, MASK)
     return text

@@ -12,6 +12,10 @@ from dbt_temporal.settings import Settings
 
 def worker_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
+        # Heartbeats are how a cancellation reaches a running node: send them every 2 s at
+        # most (the SDK's default throttle would hold them for 80 % of the 10 s timeout).
+        "max_heartbeat_throttle_interval": timedelta(seconds=2),
+        "default_heartbeat_throttle_interval": timedelta(seconds=2),
         "max_cached_workflows": settings.worker_max_cached_workflows,
         "sticky_queue_schedule_to_start_timeout": timedelta(seconds=settings.worker_sticky_queue_timeout_secs),
         "nonsticky_to_sticky_poll_ratio": settings.worker_nonsticky_to_sticky_poll_ratio,

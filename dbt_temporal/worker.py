@@ -77,6 +77,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
 
 async def _registered_search_attributes(client: Client, namespace: str) -> set[str]:
     """Custom search attributes the namespace knows; runs set only these."""
+    from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
     from temporalio.service import RPCError
 
@@ -87,7 +88,8 @@ async def _registered_search_attributes(client: Client, namespace: str) -> set[s
     except RPCError as err:
         log.warning("cannot list search attributes (%s); runs will set none", err.message)
         return set()
-    return set(response.custom_attributes)
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    return {name for name, kind in response.custom_attributes.items() if kind == keyword}
 
 
 async def _start_health(client: Client, worker: Worker, settings: Settings) -> list[asyncio.Task[None]]:

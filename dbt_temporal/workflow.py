@@ -85,10 +85,11 @@ class DbtRunWorkflow:
         self._run_cancelled = False
         self._results: dict[str, NodeResult] = {}
         self._index_of: dict[str, int] = {}
+        self._log_earlier = 0
 
     @workflow.query(name="status")
     def status(self) -> RunState:
-        return self._state.model_copy(update={"log": runlog.bounded_log(self._log)})
+        return self._state.model_copy(update={"log": runlog.bounded_log(self._log, earlier=self._log_earlier)})
 
     @workflow.run
     async def run(self, run: DbtRunInput) -> DbtRunOutput:
@@ -104,6 +105,7 @@ class DbtRunWorkflow:
             self._results = {r.unique_id: r for r in carryover.results}
             self._index_of = dict(carryover.index_of)
             self._log = list(carryover.log)
+            self._log_earlier = carryover.log_earlier
 
         plan = carryover.plan
         scheduler = DagScheduler(plan.nodes, carryover.threads)
@@ -243,6 +245,8 @@ class DbtRunWorkflow:
         for task in running:
             result = task.result()
             self._results[result.unique_id] = result
+            if result.status != NodeStatus.cancelled:  # it finished before the cancellation reached it
+                scheduler.finish(result.unique_id, result.status)
         for uid in scheduler.cancel_unfinished():
             cancelled = NodeResult(unique_id=uid, status=NodeStatus.cancelled, dbt_status="cancelled")
             self._results.setdefault(uid, cancelled.model_copy(update={"message": CANCELLED_RUN}))
@@ -285,7 +289,8 @@ class DbtRunWorkflow:
             update={
                 "results": list(self._results.values()),
                 "index_of": self._index_of,
-                "log": runlog.bounded_log(self._log),
+                "log": self._log[-runlog.LOG_MEMO_LINES :],
+                "log_earlier": self._log_earlier + max(0, len(self._log) - runlog.LOG_MEMO_LINES),
             }
         )
         workflow.continue_as_new(
@@ -306,7 +311,7 @@ class DbtRunWorkflow:
         return {
             "node_status": runlog.bounded_node_status(self._state.node_status),
             "progress": runlog.progress(self._state.node_status),
-            "log": runlog.bounded_log(self._log),
+            "log": runlog.bounded_log(self._log, earlier=self._log_earlier),
         }
 
     def _flush_memo(self) -> None:

@@ -164,7 +164,7 @@ def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> 
     output = json.loads(result.stdout)
     assert output["success"] is True
     assert sorted(r["unique_id"] for r in output["node_results"]) == ["model.shop.broken", "model.shop.broken_child"]
-    assert fixed
+    assert all(r["worker"].startswith(f"{fixed.process.pid}@") for r in output["node_results"])
 
 
 def test_reset_from_start_runs_the_whole_run_again(shop: Path, start_worker) -> None:
@@ -192,6 +192,11 @@ def test_cancel_interrupts_a_long_duckdb_query(tmp_path: Path, start_worker) -> 
     worker = flaky_worker(tmp_path, start_worker)
     start_without_waiting(worker, DbtRunInput(command="run", select="endless"), "duckdb-cancel")
     wait_until(lambda: node_status_is(worker.address, "duckdb-cancel", "model.flaky.endless", "running"), timeout=60)
+    env = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
+    still_running = dbtt("status", "duckdb-cancel", env=env)
+    assert still_running.returncode == 0 and "START sql table model main.endless" in still_running.stdout
+    duplicate = dbtt("submit", "run", "--workflow-id", "duckdb-cancel", env=env)
+    assert duplicate.returncode == 2 and "a run with workflow id 'duckdb-cancel' already exists" in duplicate.stderr
     cancelled_at = time.monotonic()
 
     result = dbtt("cancel", "duckdb-cancel", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})

@@ -47,6 +47,8 @@ def test_log_memo_keeps_the_tail_and_says_what_it_dropped() -> None:
     assert len(bounded) == 200
     assert bounded[0] == "... 301 earlier lines omitted"
     assert bounded[-1] == "line 499"
+    # After a handover the previous run's dropped lines still count.
+    assert runlog.bounded_log(lines[-10:], limit=200, earlier=490)[0] == "... 490 earlier lines omitted"
 
 
 def test_node_status_memo_lists_small_runs_whole_and_big_runs_by_exception() -> None:

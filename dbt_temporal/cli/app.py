@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
@@ -106,6 +107,15 @@ def run_async(coroutine: Awaitable[T]) -> T:
         fail(str(err), EXIT_UNREACHABLE)
     except CredentialsError as err:
         fail(str(err))
+    except WorkflowAlreadyStartedError as err:
+        fail(f"a run with workflow id '{err.workflow_id}' already exists; choose another --workflow-id")
+    except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            fail(
+                f"lost the Temporal server ({err.message}); the run goes on: check it with dbtt status",
+                EXIT_UNREACHABLE,
+            )
+        fail(f"Temporal refused the request: {err.message}", EXIT_RUN_FAILED)
 
 
 def parse_vars(raw: str | None) -> dict[str, Any] | None:
@@ -122,10 +132,11 @@ def parse_vars(raw: str | None) -> dict[str, Any] | None:
 
 def parse_env(pairs: list[str]) -> dict[str, str] | None:
     env: dict[str, str] = {}
-    for pair in pairs:
+    for number, pair in enumerate(pairs, start=1):
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            fail(f"--env takes KEY=VALUE; got '{key if not sep else pair.split('=')[0]}' without '='")
+            # The argument may be a secret typed without its key: never echo it.
+            fail(f"--env takes KEY=VALUE; --env number {number} has no KEY= before its value")
         env[key] = value
     return env or None
 
@@ -346,9 +357,14 @@ def status(
         else:
             console.print(runs_table(result))
         raise typer.Exit(EXIT_OK)
-    if not (watch_ or cancel_) and output == OutputFormat.json:
+    following = watch_ or cancel_
+    if not following and output == OutputFormat.json:
+        # The state as it is now: memo, progress and (once finished) the output.
         print(result.model_dump_json(indent=2))
         raise typer.Exit(EXIT_OK if result.running else exit_code(result))
+    if not following and result.running:
+        print_final(console, result, NodeClock(), with_table=console.is_terminal)
+        raise typer.Exit(EXIT_OK)
     report(result, output)
 
 
@@ -402,7 +418,8 @@ def dev(
             await asyncio.wait({watching, worker_task}, return_when=asyncio.FIRST_COMPLETED)
             if not watching.done():
                 watching.cancel()
-                worker_task.result()
+                reason = worker_task.exception() if not worker_task.cancelled() else None
+                fail(f"the worker stopped before the run ended: {reason or 'no reason given'}", EXIT_RUN_FAILED)
             return watching.result()
         finally:
             stop.set()

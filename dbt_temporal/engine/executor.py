@@ -44,6 +44,12 @@ class RunningNode:
 
     session: DbtSession | None = None
     thread_key: Any = None
+    # Set when cancellation arrives before the node reached the warehouse: it then never starts.
+    cancelled: bool = False
+
+
+class NodeCancelled(Exception):
+    pass
 
 
 def run_node(
@@ -58,6 +64,8 @@ def run_node(
             running.thread_key = session.adapter.connections.get_thread_identifier()
         runner = task.get_runner_type(node)(session.config, session.adapter, node, index, total)
         _record_exceptions(runner, caught)
+        if running is not None and running.cancelled:
+            raise NodeCancelled(unique_id)
         started = time.time()
         dbt_result = runner.run_with_hooks(session.manifest)
         finished = time.time()
@@ -71,6 +79,7 @@ def cancel_query(running: RunningNode) -> None:
     dbt's runners turn any exception, cancellation included, into an error
     result, so the query itself has to be cancelled for the node to stop.
     """
+    running.cancelled = True
     session = running.session
     if session is None or running.thread_key is None:
         return
