@@ -14,7 +14,6 @@ log = logging.getLogger("dbtt.health")
 REFRESH_SECONDS = 15.0
 STALE_AFTER_SECONDS = 60.0
 SERVER_CHECK_TIMEOUT_SECONDS = 5.0
-DEFAULT_HEALTH_FILE = Path("/tmp/health")
 
 
 def check_file(path: Path, max_age: float = STALE_AFTER_SECONDS) -> tuple[bool, str]:

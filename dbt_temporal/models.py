@@ -115,7 +115,6 @@ class PlannedNode(BaseModel):
 class Plan(BaseModel):
     project: str
     target: str
-    adapter_type: str
     threads: int
     nodes: list[PlannedNode]
     # Everything dbt selected, ephemeral models included (what `dbt ls` prints).

@@ -62,7 +62,6 @@ async def start_run(client: Client, settings: Settings, run: DbtRunInput, workfl
         id=workflow_id,
         task_queue=settings.temporal_task_queue,
         result_type=DbtRunOutput,
-        memo={"command": run.without_secrets()},
     )
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_HEALTH_FILE = Path("/tmp/health")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
     def worker_health_file(self) -> Path | None:
         """Where the worker reports health: HEALTH_FILE, or /tmp/health when only HEALTH_PORT is set."""
         if self.health_file is None and self.health_port is not None:
-            return Path("/tmp/health")
+            return DEFAULT_HEALTH_FILE
         return self.health_file
 
     @property

@@ -42,7 +42,7 @@ from dbt_temporal.runs import (
     start_run,
     ui_link,
 )
-from dbt_temporal.settings import Settings
+from dbt_temporal.settings import DEFAULT_HEALTH_FILE, Settings
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 POLL_SECONDS = 0.5
@@ -512,7 +512,7 @@ def healthcheck(
     health_file: Path = HealthFileOption,
 ) -> None:
     """Exit 0 when the worker's health file is younger than 60 s, else 1: a Kubernetes exec probe."""
-    from dbt_temporal.health import DEFAULT_HEALTH_FILE, check_file
+    from dbt_temporal.health import check_file
 
     settings = load_settings(health_file=health_file)
     healthy, line = check_file(settings.worker_health_file or DEFAULT_HEALTH_FILE)

@@ -55,7 +55,7 @@ class NodeCancelled(Exception):
 def run_node(
     session: DbtSession, command: str, unique_id: str, index: int, total: int, running: RunningNode | None = None
 ) -> NodeOutcome:
-    task, flags = make_task(session, command, None, None)
+    task, flags = _runner_task(session, command)
     node = _fresh_copy(session.manifest, unique_id)
     caught: list[BaseException] = []
     with activated(session.state(flags)):
@@ -71,6 +71,13 @@ def run_node(
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def _runner_task(session: DbtSession, command: str) -> tuple[Any, Any]:
+    """dbt's task for `command`, built once per session: it only chooses runner classes here."""
+    if command not in session.runner_tasks:
+        session.runner_tasks[command] = make_task(session, command, None, None)
+    return session.runner_tasks[command]
 
 
 def cancel_query(running: RunningNode) -> None:

@@ -70,7 +70,6 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
     return Plan(
         project=session.config.project_name,
         target=session.config.target_name,
-        adapter_type=session.adapter.type(),
         threads=session.config.threads,
         nodes=nodes,
         selected=selected,

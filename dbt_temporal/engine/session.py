@@ -97,6 +97,8 @@ class DbtSession:
     parse_seconds: float
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
+    # dbt task objects by command, kept only to pick each node's runner class.
+    runner_tasks: dict[str, tuple[Any, Flags]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _schemas_lock: threading.Lock = field(default_factory=threading.Lock)
 
