@@ -23,9 +23,9 @@ from temporalio.client import Client
 from bench.dag import BuildDag
 from bench.metrics import peak_memory_mb
 from bench.project import DUCKDB_ENV, database_of
-from dbt_temporal.codec import data_converter
-from dbt_temporal.models import DbtRunInput, DbtRunOutput
-from dbt_temporal.runs import fetch_view, start_run
+from dbt_temporal.client.codec import data_converter
+from dbt_temporal.client.runs import fetch_view, start_run
+from dbt_temporal.contract import DbtRunInput, DbtRunOutput
 from tests.support import BIN, WorkerProcess
 
 # A run that has not finished by then is terminated and reported (e.g. a workflow task failing forever).

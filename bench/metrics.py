@@ -15,7 +15,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 
 from bench.dag import BuildDag
-from dbt_temporal.models import PLAN_ACTIVITY, DbtRunOutput, NodeResult
+from dbt_temporal.contract import PLAN_ACTIVITY, DbtRunOutput, NodeResult
 
 _CLOSED = {
     EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",

@@ -24,7 +24,7 @@ from bench.metrics import (
 )
 from bench.project import DagSpec, UnevenSpec, generate_layered, generate_uneven
 from bench.report import DbttDetail, Report, Row, SizeResult, UnevenResult, evaluate_targets, render, write_json
-from dbt_temporal.devserver import DevServer
+from dbt_temporal.client.devserver import DevServer
 from tests.support import copy_project
 
 APPROACHES = ("dbt", "warm", "cold", "subprocess", "runner")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_temporal.devserver import DevServer
+from dbt_temporal.client.devserver import DevServer
 from tests.postgres import PostgresServer
 from tests.support import EXAMPLES, WorkerProcess, copy_project
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import duckdb
 from temporalio.client import Client, WorkflowFailureError
 
-from dbt_temporal.codec import data_converter
-from dbt_temporal.models import DbtRunInput, DbtRunOutput, RunState
-from dbt_temporal.runs import RunView, fetch_view, start_run
-from dbt_temporal.settings import Settings
+from dbt_temporal.client.codec import data_converter
+from dbt_temporal.client.runs import RunView, fetch_view, start_run
+from dbt_temporal.config.settings import Settings
+from dbt_temporal.contract import DbtRunInput, DbtRunOutput, RunState
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

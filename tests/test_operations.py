@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dbt_temporal import health
-from dbt_temporal.devserver import free_port
-from dbt_temporal.models import DbtRunInput
+from dbt_temporal.client.devserver import free_port
+from dbt_temporal.contract import DbtRunInput
+from dbt_temporal.worker import health
 from tests.support import dbtt, output_of, run_and_wait, wait_until
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from dbt_temporal.models import DbtRunInput, DbtRunOutput, NodeResult, NodeStatus
-from dbt_temporal.runs import RunView, fetch_view, start_run
+from dbt_temporal.client.runs import RunView, fetch_view, start_run
+from dbt_temporal.contract import DbtRunInput, DbtRunOutput, NodeResult, NodeStatus
 from tests.postgres import PostgresServer
 from tests.support import EXAMPLES, WorkerProcess, copy_project, dbtt, output_of, run_and_wait, wait_until
 from tests.support import _connect as connect_client

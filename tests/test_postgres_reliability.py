@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_temporal.models import DbtRunInput
+from dbt_temporal.contract import DbtRunInput
 from tests.postgres import PostgresServer
 from tests.support import (
     TEST_PROJECTS,

@@ -7,7 +7,7 @@ import signal
 import time
 from pathlib import Path
 
-from dbt_temporal.models import DbtRunInput, NodeStatus
+from dbt_temporal.contract import DbtRunInput, NodeStatus
 from tests.support import (
     TEST_PROJECTS,
     copy_project,

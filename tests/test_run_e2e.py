@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dbt_temporal.models import DbtRunInput, NodeStatus
+from dbt_temporal.contract import DbtRunInput, NodeStatus
 from tests.support import (
     EXAMPLES,
     TEST_PROJECTS,
@@ -154,7 +154,7 @@ def handovers(address: str, workflow_id: str) -> int:
 
     from temporalio.client import Client
 
-    from dbt_temporal.codec import data_converter
+    from dbt_temporal.client.codec import data_converter
 
     async def main() -> int:
         client = await Client.connect(address, data_converter=data_converter)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbt_temporal import runlog
-from dbt_temporal.models import NodeResult, NodeStatus, PlannedNode
+from dbt_temporal.contract import NodeResult, NodeStatus, PlannedNode
+from dbt_temporal.workflow import runlog
 
 MODEL = PlannedNode(
     unique_id="model.p.orders", name="orders", resource_type="model", description="sql table model main.orders"

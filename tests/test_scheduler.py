@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbt_temporal.models import NodeStatus, PlannedNode
-from dbt_temporal.scheduler import DagScheduler
+from dbt_temporal.contract import NodeStatus, PlannedNode
+from dbt_temporal.workflow.scheduler import DagScheduler
 
 
 def node(uid: str, *parents: str) -> PlannedNode:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from dbt_temporal.projects import ProjectConfigError, discover_projects
-from dbt_temporal.settings import Settings
+from dbt_temporal.config.projects import ProjectConfigError, discover_projects
+from dbt_temporal.config.settings import Settings
 from tests.support import EXAMPLES, copy_project
 
 

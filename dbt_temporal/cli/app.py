@@ -27,10 +27,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
-from dbt_temporal.connect import CredentialsError, TemporalUnreachable, connect
-from dbt_temporal.models import COMMANDS, DbtRunInput, DbtRunOutput
-from dbt_temporal.projects import ProjectConfigError, discover_projects
-from dbt_temporal.runs import (
+from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
+from dbt_temporal.client.runs import (
     USAGE_FAILURES,
     ResetError,
     RunView,
@@ -42,7 +40,9 @@ from dbt_temporal.runs import (
     start_run,
     ui_link,
 )
-from dbt_temporal.settings import DEFAULT_HEALTH_FILE, Settings
+from dbt_temporal.config.projects import ProjectConfigError, discover_projects
+from dbt_temporal.config.settings import DEFAULT_HEALTH_FILE, Settings
+from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 POLL_SECONDS = 0.5
@@ -211,7 +211,7 @@ def worker(
     target: str = typer.Option(None, "--target", help=_env_help("dbt_target")),
 ) -> None:
     """Run a worker for the configured dbt projects until Ctrl-C or SIGTERM."""
-    from dbt_temporal.worker import run_worker
+    from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(
         temporal_address=address,
@@ -395,8 +395,8 @@ def dev(
     output: OutputFormat = OutputOption,
 ) -> None:
     """All in one: a local Temporal dev server, a worker, and one run watched live; then all stops."""
-    from dbt_temporal.devserver import DevServer, DevServerError
-    from dbt_temporal.worker import run_worker
+    from dbt_temporal.client.devserver import DevServer, DevServerError
+    from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     _check_projects(settings)
@@ -512,7 +512,7 @@ def healthcheck(
     health_file: Path = HealthFileOption,
 ) -> None:
     """Exit 0 when the worker's health file is younger than 60 s, else 1: a Kubernetes exec probe."""
-    from dbt_temporal.health import check_file
+    from dbt_temporal.worker.health import check_file
 
     settings = load_settings(health_file=health_file)
     healthy, line = check_file(settings.worker_health_file or DEFAULT_HEALTH_FILE)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from dbt_temporal.runs import RunView
+from dbt_temporal.client.runs import RunView
 
 STYLES = {
     "pending": ("·", "dim"),

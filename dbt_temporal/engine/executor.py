@@ -11,10 +11,10 @@ from typing import Any
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.contracts.graph.nodes import CompiledNode
 
+from dbt_temporal.contract import NodeResult, NodeStatus, TimingEntry
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import make_task
 from dbt_temporal.engine.session import DbtSession
-from dbt_temporal.models import NodeResult, NodeStatus, TimingEntry
 
 # dbt's result words mapped onto the node statuses of the wire contract.
 _STATUS_MAP = {

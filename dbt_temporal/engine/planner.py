@@ -19,10 +19,10 @@ from dbt.task.seed import SeedTask
 from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
 
+from dbt_temporal.config.project_config import RetryConfig
+from dbt_temporal.contract import Plan, PlannedNode, PlanRequest
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
-from dbt_temporal.models import Plan, PlannedNode, PlanRequest
-from dbt_temporal.project_config import RetryConfig
 
 TASKS: dict[str, type] = {
     "build": BuildTask,

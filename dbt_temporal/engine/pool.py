@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from dbt_temporal.config.projects import ProjectDir
+from dbt_temporal.contract import SessionSpec
 from dbt_temporal.engine.session import DbtSession, open_session, session_key
-from dbt_temporal.models import SessionSpec
-from dbt_temporal.projects import ProjectDir
-from dbt_temporal.secrets import redact
+from dbt_temporal.redaction import redact
 
 log = logging.getLogger("dbtt.pool")
 

@@ -28,9 +28,9 @@ from dbt.parser.manifest import ManifestLoader
 from dbt.tracking import initialize_from_flags
 from dbt_common.exceptions import DbtDatabaseError
 
+from dbt_temporal.contract import SessionSpec
 from dbt_temporal.engine.isolation import ActiveState, activated, merged_env
 from dbt_temporal.engine.relations import use_targeted_lookup
-from dbt_temporal.models import SessionSpec
 
 # Adapters take their connection lock from a multiprocessing context; nodes run on threads of
 # this process only, so a thread lock does, without a semaphore left for the resource tracker.

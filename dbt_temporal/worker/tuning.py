@@ -7,7 +7,7 @@ from typing import Any
 
 from temporalio.worker import ResourceBasedSlotConfig, WorkerTuner
 
-from dbt_temporal.settings import Settings
+from dbt_temporal.config.settings import Settings
 
 
 def worker_options(settings: Settings) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from dbt_temporal.models import NodeStatus, PlannedNode
+from dbt_temporal.contract import NodeStatus, PlannedNode
 
 
 class DagScheduler:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from dbt_temporal import health
-from dbt_temporal.models import SessionSpec
-from dbt_temporal.projects import discover_projects
-from dbt_temporal.settings import Settings
-from dbt_temporal.tuning import node_threads, worker_options
-from dbt_temporal.workflow import DbtRunWorkflow
+from dbt_temporal.config.projects import discover_projects
+from dbt_temporal.config.settings import Settings
+from dbt_temporal.contract import SessionSpec
+from dbt_temporal.worker import health
+from dbt_temporal.worker.tuning import node_threads, worker_options
+from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
 
 if TYPE_CHECKING:
     from dbt_temporal.engine.pool import SessionPool
@@ -36,8 +36,8 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     On stop the worker stops polling and lets running nodes finish (within
     WORKER_GRACEFUL_SHUTDOWN_SECS, when set, after which they are cancelled).
     """
-    from dbt_temporal.activities import DbtActivities
     from dbt_temporal.engine.pool import SessionPool
+    from dbt_temporal.worker.activities import DbtActivities
 
     projects = discover_projects(settings)
     quiet_dbt_events()

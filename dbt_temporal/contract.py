@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dbt_temporal.project_config import RetryConfig
+from dbt_temporal.config.project_config import RetryConfig
 
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"

@@ -18,8 +18,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
-    from dbt_temporal import __version__, runlog
-    from dbt_temporal.models import (
+    from dbt_temporal import __version__
+    from dbt_temporal.config.project_config import RetryConfig
+    from dbt_temporal.contract import (
         COMMANDS,
         LISTING_COMMANDS,
         PLAN_ACTIVITY,
@@ -36,9 +37,9 @@ with workflow.unsafe.imports_passed_through():
         RunState,
         SessionSpec,
     )
-    from dbt_temporal.project_config import RetryConfig
-    from dbt_temporal.scheduler import DagScheduler
-    from dbt_temporal.secrets import redact
+    from dbt_temporal.redaction import redact
+    from dbt_temporal.workflow import runlog
+    from dbt_temporal.workflow.scheduler import DagScheduler
 
 PLAN_TIMEOUT = timedelta(minutes=10)
 NODE_TIMEOUT = timedelta(hours=6)

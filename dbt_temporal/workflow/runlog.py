@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dbt_temporal.models import NodeResult, NodeStatus, PlannedNode
+from dbt_temporal.contract import NodeResult, NodeStatus, PlannedNode
 
 LOG_MEMO_LINES = 200
 NODE_STATUS_MEMO_ENTRIES = 500

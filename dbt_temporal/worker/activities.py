@@ -20,12 +20,20 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from dbt_temporal.contract import (
+    LISTING_COMMANDS,
+    PLAN_ACTIVITY,
+    NodeRequest,
+    NodeResult,
+    NodeStatus,
+    Plan,
+    PlanRequest,
+)
 from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
-from dbt_temporal.models import LISTING_COMMANDS, PLAN_ACTIVITY, NodeRequest, NodeResult, NodeStatus, Plan, PlanRequest
-from dbt_temporal.secrets import redact
+from dbt_temporal.redaction import redact
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.

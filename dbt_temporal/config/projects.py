@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from dbt_temporal.project_config import ProjectConfig, ProjectConfigFileError, load_project_config
-from dbt_temporal.settings import Settings
+from dbt_temporal.config.project_config import ProjectConfig, ProjectConfigFileError, load_project_config
+from dbt_temporal.config.settings import Settings
 
 
 class ProjectConfigError(ValueError):

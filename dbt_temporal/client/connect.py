@@ -9,8 +9,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from dbt_temporal.codec import data_converter
-from dbt_temporal.settings import Settings
+from dbt_temporal.client.codec import data_converter
+from dbt_temporal.config.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 

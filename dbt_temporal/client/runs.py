@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 
-from dbt_temporal.models import WORKFLOW_TYPE, DbtRunInput, DbtRunOutput
-from dbt_temporal.settings import Settings
+from dbt_temporal.config.settings import Settings
+from dbt_temporal.contract import WORKFLOW_TYPE, DbtRunInput, DbtRunOutput
 
 # Failure types that mean the request itself was wrong (exit code 2 on the CLI).
 USAGE_FAILURES = {"InvalidInput", "Configuration", "ProjectNotFound"}

@@ -1,0 +1,1 @@
+"""The client side: connecting to Temporal, starting and reading runs, the local dev server."""

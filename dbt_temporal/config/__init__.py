@@ -1,0 +1,1 @@
+"""Configuration: the settings every subcommand reads, project discovery, and `dbt_temporal.yml`."""
