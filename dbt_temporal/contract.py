@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,11 +17,14 @@ from dbt_temporal.config.project_config import RetryConfig
 
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"
+PROJECT_HOOKS_ACTIVITY = "project_hooks"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile")
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
+
+HookType = Literal["on-run-start", "on-run-end"]
 
 
 class NodeStatus(StrEnum):
@@ -117,21 +120,45 @@ class Plan(BaseModel):
     target: str
     threads: int
     nodes: list[PlannedNode]
-    # Everything dbt selected, ephemeral models included (what `dbt ls` prints).
+    # What `dbt ls` prints (ephemeral models included); empty for commands that execute nodes.
     selected: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
+    # dbt's count of what this run executes, e.g. "2 table models, 1 seed, 3 project hooks".
+    stat_line: str = ""
+    # The project's on-run-start / on-run-end hooks (dbt runs them for build, run, test, seed, snapshot).
+    start_hooks: int = 0
+    end_hooks: int = 0
+    # The project flag: when an on-run-start hook fails, dbt skips every node instead of running them.
+    skip_nodes_if_on_run_start_fails: bool = False
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
 
 
+class InvocationSpec(BaseModel):
+    """The dbt invocation a request belongs to: one per workflow, the same on every worker."""
+
+    invocation_id: str
+    run_started_at: datetime
+
+
 class NodeRequest(BaseModel):
     session: SessionSpec
     command: str
+    invocation: InvocationSpec
     unique_id: str
     index: int
     total: int
+
+
+class ProjectHooksRequest(BaseModel):
+    session: SessionSpec
+    command: str
+    invocation: InvocationSpec
+    hook_type: HookType
+    # The run's node results so far: what on-run-end hooks see as `results`.
+    results: list[NodeResult] = Field(default_factory=list)
 
 
 class TimingEntry(BaseModel):
@@ -184,6 +211,8 @@ class Carryover(BaseModel):
     started_at: datetime
     threads: int
     results: list[NodeResult]
+    # on-run-start hook results (they are not nodes of the plan).
+    start_hook_results: list[NodeResult] = Field(default_factory=list)
     index_of: dict[str, int]
     log: list[str]
     # Log lines written before `log` (dropped to keep the handover small).
@@ -201,3 +230,4 @@ class RunState(BaseModel):
 
 
 DbtRunInput.model_rebuild()
+ProjectHooksRequest.model_rebuild()

@@ -6,6 +6,8 @@ CLI flags, which the CLI passes in as overrides.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     worker_max_activities_per_second: float | None = Field(default=None, gt=0)
     worker_max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
     worker_graceful_shutdown_secs: float | None = Field(default=None, ge=0)
+    worker_work_dir: Path | None = Field(
+        default=None,
+        description="Private directory (mode 0700) for dbt's per-session files, target/ and logs/; "
+        "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
+    )
 
     @field_validator("temporal_address")
     @classmethod
@@ -96,6 +103,10 @@ class Settings(BaseSettings):
         if self.health_file is None and self.health_port is not None:
             return DEFAULT_HEALTH_FILE
         return self.health_file
+
+    @property
+    def work_root(self) -> Path:
+        return self.worker_work_dir or Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}"
 
     @property
     def tls_enabled(self) -> bool:

@@ -1,19 +1,19 @@
-"""Run one dbt node in a warm session, the way dbt's own thread pool would."""
+"""Run one dbt node of an invocation, the way dbt's own thread pool would."""
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
-from dbt.contracts.graph.nodes import CompiledNode
+from dbt.task.run import MicrobatchModelRunner
 
 from dbt_temporal.contract import NodeResult, NodeStatus, TimingEntry
+from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_copy
 from dbt_temporal.engine.isolation import activated
-from dbt_temporal.engine.planner import make_task
+from dbt_temporal.engine.planner import manifest_entry
 from dbt_temporal.engine.session import DbtSession
 
 # dbt's result words mapped onto the node statuses of the wire contract.
@@ -53,31 +53,28 @@ class NodeCancelled(Exception):
 
 
 def run_node(
-    session: DbtSession, command: str, unique_id: str, index: int, total: int, running: RunningNode | None = None
+    invocation: Invocation, unique_id: str, index: int, total: int, running: RunningNode | None = None
 ) -> NodeOutcome:
-    task, flags = _runner_task(session, command)
-    node = _fresh_copy(session.manifest, unique_id)
+    session = invocation.session
+    node = fresh_copy(manifest_entry(session.manifest, unique_id))
     caught: list[BaseException] = []
-    with activated(session.state(flags)):
+    with activated(invocation.state()):
         if running is not None:
             running.session = session
             running.thread_key = session.adapter.connections.get_thread_identifier()
-        runner = task.get_runner_type(node)(session.config, session.adapter, node, index, total)
+        runner = invocation.task.get_runner_type(node)(session.config, session.adapter, node, index, total)
+        if isinstance(runner, MicrobatchModelRunner):
+            # dbt hands batches to the invocation's task; with no job queue they run here, in order.
+            runner.set_parent_task(invocation.task)
+            runner.set_pool(SEQUENTIAL_POOL)
         _record_exceptions(runner, caught)
         if running is not None and running.cancelled:
             raise NodeCancelled(unique_id)
         started = time.time()
-        dbt_result = runner.run_with_hooks(session.manifest)
+        dbt_result = runner.run_with_hooks(invocation.manifest)
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
-
-
-def _runner_task(session: DbtSession, command: str) -> tuple[Any, Any]:
-    """dbt's task for `command`, built once per session: it only chooses runner classes here."""
-    if command not in session.runner_tasks:
-        session.runner_tasks[command] = make_task(session, command, None, None)
-    return session.runner_tasks[command]
 
 
 def cancel_query(running: RunningNode) -> None:
@@ -100,23 +97,6 @@ def cancel_query(running: RunningNode) -> None:
         return
     with activated(session.state()), session.adapter.connection_named("dbtt-cancel"):
         connections.cancel(connection)
-
-
-def _fresh_copy(manifest: Any, unique_id: str) -> Any:
-    """A private copy of the node with its compiled state cleared.
-
-    dbt compiles nodes in place; a manifest shared by many runs would keep
-    `extra_ctes_injected` from the previous run and skip ephemeral CTE
-    injection, and two runs compiling one node object would race.
-    """
-    source = manifest.unit_tests[unique_id] if unique_id in manifest.unit_tests else manifest.nodes[unique_id]
-    node = copy.deepcopy(source)
-    if isinstance(node, CompiledNode):
-        node.compiled = False
-        node.compiled_code = None
-        node.extra_ctes_injected = False
-        node.extra_ctes = []
-    return node
 
 
 def _record_exceptions(runner: Any, caught: list[BaseException]) -> None:

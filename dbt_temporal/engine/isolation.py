@@ -5,22 +5,36 @@ adapter type in `dbt.adapters.factory.FACTORY`) in process globals, and reads
 `env_var()` from dbt_common's invocation context. A worker serves several
 sessions at once (different vars, targets, env), so each of those globals is
 redirected here to the session active in the calling context (a contextvar),
-which node threads set before they touch dbt.
+which node threads set before they touch dbt. The same goes for what dbt keeps
+per invocation: `invocation_id` and `run_started_at` are the run's, not the
+worker process's.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import dbt.flags
+import dbt.tracking
+import dbt_common.invocation
 from dbt.adapters.factory import FACTORY
 from dbt_common.context import InvocationContext, reliably_get_invocation_var
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """What dbt calls one invocation: its id and when it started (aware, UTC)."""
+
+    invocation_id: str
+    started_at: datetime
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,7 @@ class ActiveState:
     flags: Any | None
     adapter: Any | None
     env: Mapping[str, str]
+    run: RunIdentity | None = None
 
 
 _ACTIVE: contextvars.ContextVar[ActiveState | None] = contextvars.ContextVar("dbtt_active_state", default=None)
@@ -69,14 +84,80 @@ def _session_lookup(original_lookup: Any) -> Any:
     return lookup_adapter
 
 
+def _active_run() -> RunIdentity | None:
+    state = _ACTIVE.get()
+    return state.run if state is not None else None
+
+
+def _run_aware(original: Callable[[], Any], pick: Callable[[RunIdentity], Any]) -> Callable[[], Any]:
+    def current() -> Any:
+        run = _active_run()
+        return pick(run) if run is not None else original()
+
+    return current
+
+
+# dbt reads these through functions that several modules import by name, so each copy is replaced.
+_INVOCATION_READERS = {
+    "get_invocation_id": lambda run: run.invocation_id,
+    # dbt keeps this one naive (UTC); microbatch derives its last batch from it.
+    "get_invocation_started_at": lambda run: run.started_at.replace(tzinfo=None),
+}
+
+
+def _redirect_invocation_readers() -> None:
+    originals = {name: getattr(dbt_common.invocation, name) for name in _INVOCATION_READERS}
+    replacements = {name: _run_aware(originals[name], pick) for name, pick in _INVOCATION_READERS.items()}
+    for module in list(sys.modules.values()):
+        if not (getattr(module, "__name__", None) or "").startswith(("dbt.", "dbt_common.")):
+            continue
+        for name, original in originals.items():
+            if getattr(module, name, None) is original:
+                setattr(module, name, replacements[name])
+
+
+class _RunAwareUser:
+    """Stands in for `dbt.tracking.active_user`: `run_started_at` is the active run's."""
+
+    def __init__(self, user: Any) -> None:
+        object.__setattr__(self, "_user", user)
+
+    @property
+    def run_started_at(self) -> Any:
+        run = _active_run()
+        return run.started_at if run is not None else object.__getattribute__(self, "_user").run_started_at
+
+    @property
+    def invocation_id(self) -> Any:
+        run = _active_run()
+        return run.invocation_id if run is not None else object.__getattribute__(self, "_user").invocation_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_user"), name)
+
+
+def track_runs() -> None:
+    """Make dbt's tracking user report the active run; call after dbt replaces the user."""
+    user = dbt.tracking.active_user
+    if user is not None and not isinstance(user, _RunAwareUser):
+        dbt.tracking.active_user = _RunAwareUser(user)
+
+
 def install() -> None:
     """Redirect dbt's globals to the active session; safe to call repeatedly."""
     global _installed
     with _install_lock:
         if _installed:
             return
+        # Import what reads the invocation by name before redirecting, so every copy is replaced.
+        import dbt.artifacts.schemas.base  # noqa: F401
+        import dbt.compilation  # noqa: F401
+        import dbt.context.base  # noqa: F401
+        import dbt.task.run  # noqa: F401
+
         dbt.flags.GLOBAL_FLAGS = _FlagsProxy(dbt.flags.GLOBAL_FLAGS)
         FACTORY.lookup_adapter = _session_lookup(FACTORY.lookup_adapter)  # type: ignore[method-assign]
+        _redirect_invocation_readers()
         _installed = True
 
 

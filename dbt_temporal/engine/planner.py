@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import networkx as nx
-from dbt.node_types import NodeType
+from dbt.compilation import _generate_stats
+from dbt.node_types import NodeType, RunHookType
 from dbt.task.build import BuildTask
 from dbt.task.compile import CompileTask
 from dbt.task.list import ListTask
+from dbt.task.printer import get_counts
 from dbt.task.run import RunTask
 from dbt.task.seed import SeedTask
 from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
+from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import RetryConfig
-from dbt_temporal.contract import Plan, PlannedNode, PlanRequest
+from dbt_temporal.contract import LISTING_COMMANDS, Plan, PlannedNode, PlanRequest
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -45,44 +48,72 @@ def selection_args(select: str | None, exclude: str | None) -> list[str]:
     return args
 
 
+def dbt_command_name(command: str) -> str:
+    return "ls" if command == "list" else command
+
+
 def make_task(session: DbtSession, command: str, select: str | None, exclude: str | None) -> Any:
     """One of dbt's own task objects, wired to the session's warm manifest and graph."""
-    dbt_command = "ls" if command == "list" else command
-    flags = session.command_flags(dbt_command, *selection_args(select, exclude))
+    flags = session.command_flags(dbt_command_name(command), *selection_args(select, exclude))
     task = TASKS[command](flags, session.config, session.manifest)
     task.graph = session.graph(with_test_edges=command == "build")
     return task, flags
 
 
+# Commands whose dbt task runs the project's on-run-start / on-run-end hooks (RunTask and its subclasses).
+HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot")
+
+
 def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig) -> Plan:
     if request.unique_ids is not None:
-        graph, unit_tests = _exact_nodes(session, request), []
+        graph, unit_tests = _exact_nodes(session, request)
     else:
         task, flags = make_task(session, request.command, request.select, request.exclude)
         with activated(session.state(flags)):
             queue = task.get_graph_queue()
             graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
-    selected = sorted(graph.nodes)
+    listed = sorted(graph.nodes)
     graph = _without_ephemeral_models(graph, session.manifest)
     nodes = [_planned(session, uid, sorted(graph.predecessors(uid))) for uid in nx.topological_sort(graph)]
     nodes = _with_unit_tests(session, nodes, unit_tests)
+    start_hooks, end_hooks = _project_hooks(session, request.command)
+    executed = [manifest_entry(session.manifest, node.unique_id) for node in nodes] + start_hooks + end_hooks
     return Plan(
         project=session.config.project_name,
         target=session.config.target_name,
         threads=session.config.threads,
         nodes=nodes,
-        selected=selected,
+        selected=listed if request.command in LISTING_COMMANDS else [],
         project_summary=_project_summary(session.manifest),
+        stat_line=get_counts(executed),
+        start_hooks=len(start_hooks),
+        end_hooks=len(end_hooks),
+        skip_nodes_if_on_run_start_fails=bool(getattr(session.flags, "skip_nodes_if_on_run_start_fails", False)),
         retry=retry,
     )
 
 
-def _exact_nodes(session: DbtSession, request: PlanRequest) -> nx.DiGraph:
-    """The named nodes with dbt's edges among them (as `dbt retry` re-runs what failed)."""
+def _project_hooks(session: DbtSession, command: str) -> tuple[list[Any], list[Any]]:
+    if command not in HOOK_COMMANDS:
+        return [], []
+    hooks = [node for node in session.manifest.nodes.values() if node.resource_type == NodeType.Operation]
+    return (
+        [hook for hook in hooks if RunHookType.Start in hook.tags],
+        [hook for hook in hooks if RunHookType.End in hook.tags],
+    )
+
+
+def _exact_nodes(session: DbtSession, request: PlanRequest) -> tuple[nx.DiGraph, list[str]]:
+    """The named nodes with dbt's edges among them (as `dbt retry` re-runs what failed).
+
+    In `build`, named unit tests are set apart, to be placed before their model and gate it.
+    """
     full = session.graph(with_test_edges=request.command == "build")
-    wanted = set(request.unique_ids or ()) & set(full.graph.nodes)
-    return full.get_subset_graph(wanted).graph
+    wanted = set(request.unique_ids or ())
+    unit_tests = sorted(wanted & set(session.manifest.unit_tests)) if request.command == "build" else []
+    nodes = (wanted - set(unit_tests)) & set(full.graph.nodes)
+    return full.get_subset_graph(nodes).graph, unit_tests
 
 
 def _without_ephemeral_models(graph: nx.DiGraph, manifest: Any) -> nx.DiGraph:
@@ -116,16 +147,18 @@ def _with_unit_tests(session: DbtSession, nodes: list[PlannedNode], unit_tests: 
     return result
 
 
-def _lookup(manifest: Any, uid: str) -> Any:
-    for collection in (manifest.nodes, manifest.unit_tests, manifest.sources, manifest.exposures):
-        if uid in collection:
-            return collection[uid]
-    functions = getattr(manifest, "functions", {})
-    return functions.get(uid) or manifest.saved_queries[uid]
+def manifest_entry(manifest: Any, unique_id: str) -> Any:
+    """Where dbt keeps a member of the build graph: nodes, unit tests, sources, exposures, saved queries,
+    functions."""
+    collections = (manifest.nodes, manifest.unit_tests, manifest.sources, manifest.exposures, manifest.saved_queries)
+    for collection in collections:
+        if unique_id in collection:
+            return collection[unique_id]
+    return manifest.functions[unique_id]
 
 
 def _planned(session: DbtSession, uid: str, parents: list[str]) -> PlannedNode:
-    node = _lookup(session.manifest, uid)
+    node = manifest_entry(session.manifest, uid)
     return PlannedNode(
         unique_id=uid,
         name=node.name,
@@ -138,22 +171,28 @@ def _planned(session: DbtSession, uid: str, parents: list[str]) -> PlannedNode:
 def describe(node: Any) -> str:
     """The words dbt prints before a node's name, e.g. "sql table model main.orders"."""
     resource_type = node.resource_type
-    if resource_type in (NodeType.Test, NodeType.Unit):
-        return f"{'unit_test' if resource_type == NodeType.Unit else 'test'} {node.name}"
+    if resource_type == NodeType.Unit:
+        return f"unit_test {node.model}::{node.name}"
+    if resource_type == NodeType.Test:
+        return f"test {node.name}"
     schema = getattr(node, "schema", None)
     target = f"{schema}.{node.alias}" if schema and getattr(node, "alias", None) else node.name
     if resource_type == NodeType.Model:
         language = getattr(node, "language", "sql")
-        return f"{language} {node.config.materialized} model {target}"
-    return f"{resource_type} {target}"
+        return f"{language} {_materialization(node)} model {target}"
+    if resource_type == NodeType.Seed:
+        return f"seed file {target}"
+    return f"{str(resource_type).replace('_', ' ')} {target}"
+
+
+def _materialization(model: Any) -> str:
+    config = model.config
+    if config.materialized == "incremental" and config.get("incremental_strategy") == "microbatch":
+        return "microbatch"
+    return config.materialized
 
 
 def _project_summary(manifest: Any) -> str:
-    counts: dict[str, int] = {}
-    for node in manifest.nodes.values():
-        label = "data test" if node.resource_type == NodeType.Test else str(node.resource_type)
-        counts[label] = counts.get(label, 0) + 1
-    for label, collection in (("source", manifest.sources), ("unit test", manifest.unit_tests)):
-        if collection:
-            counts[label] = len(collection)
-    return ", ".join(f"{n} {label}{'s' if n != 1 else ''}" for label, n in sorted(counts.items()))
+    """dbt's `Found ...` line: what the project holds, counted as dbt counts it."""
+    stats = _generate_stats(manifest)
+    return ", ".join(pluralize(count, kind).replace("_", " ") for kind, count in stats.items() if count)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from dbt_temporal.config.projects import ProjectDir
 from dbt_temporal.contract import SessionSpec
-from dbt_temporal.engine.session import DbtSession, open_session, session_key
+from dbt_temporal.engine.session import DbtSession, open_session, session_key, session_work_dir
 from dbt_temporal.redaction import redact
 
 log = logging.getLogger("dbtt.pool")
@@ -18,8 +19,9 @@ class UnknownProject(LookupError):
 
 
 class SessionPool:
-    def __init__(self, projects: dict[str, ProjectDir], default_target: str | None = None) -> None:
+    def __init__(self, projects: dict[str, ProjectDir], work_root: Path, default_target: str | None = None) -> None:
         self.projects = projects
+        self.work_root = work_root
         self.default_target = default_target
         self._sessions: dict[str, DbtSession] = {}
         self._opening: dict[str, threading.Lock] = {}
@@ -49,7 +51,8 @@ class SessionPool:
             with self._lock:
                 if key in self._sessions:
                     return self._sessions[key]
-            session = open_session(project.path, project.profiles_dir, spec, key)
+            work_dir = session_work_dir(self.work_root, project.name, key)
+            session = open_session(project.path, project.profiles_dir, spec, key, work_dir)
             with self._lock:
                 self._sessions[key] = session
                 self._opening.pop(key, None)

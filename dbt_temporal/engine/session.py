@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from dbt.tracking import initialize_from_flags
 from dbt_common.exceptions import DbtDatabaseError
 
 from dbt_temporal.contract import SessionSpec
-from dbt_temporal.engine.isolation import ActiveState, activated, merged_env
+from dbt_temporal.engine.isolation import ActiveState, activated, merged_env, track_runs
 from dbt_temporal.engine.relations import use_targeted_lookup
 
 # Adapters take their connection lock from a multiprocessing context; nodes run on threads of
@@ -57,14 +58,26 @@ def session_key(project: str, spec: SessionSpec) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def make_flags(command: str, project_dir: Path, profiles_dir: Path, spec: SessionSpec, *extra: str) -> Flags:
-    """dbt's own Flags for a command line, parsed the way `dbt <command> ...` would."""
+def make_flags(
+    command: str, project_dir: Path, profiles_dir: Path, spec: SessionSpec, work_dir: Path, *extra: str
+) -> Flags:
+    """dbt's own Flags for a command line, parsed the way `dbt <command> ...` would.
+
+    dbt writes compiled SQL, graph summaries and parse state into its target
+    path even when asked not to write artifacts: that is the session's own
+    directory, never the project (which may be read-only, and must not hold
+    rendered env values).
+    """
     args = [
         command,
         "--project-dir",
         str(project_dir),
         "--profiles-dir",
         str(profiles_dir),
+        "--target-path",
+        str(work_dir / "target"),
+        "--log-path",
+        str(work_dir / "logs"),
         "--no-partial-parse",
         "--no-write-json",
         "--no-send-anonymous-usage-stats",
@@ -88,6 +101,8 @@ class DbtSession:
     key: str
     project_dir: Path
     profiles_dir: Path
+    # Where dbt writes for this session (target/, logs/); private to the worker, removed on close.
+    work_dir: Path
     spec: SessionSpec
     flags: Flags
     config: RuntimeConfig
@@ -97,8 +112,6 @@ class DbtSession:
     parse_seconds: float
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
-    # dbt task objects by command, kept only to pick each node's runner class.
-    runner_tasks: dict[str, tuple[Any, Flags]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _schemas_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -112,7 +125,7 @@ class DbtSession:
             if cache_key not in self._command_flags:
                 with activated(self.state()):
                     self._command_flags[cache_key] = make_flags(
-                        command, self.project_dir, self.profiles_dir, self.spec, *extra
+                        command, self.project_dir, self.profiles_dir, self.spec, self.work_dir, *extra
                     )
             return self._command_flags[cache_key]
 
@@ -142,6 +155,7 @@ class DbtSession:
 
     def close(self) -> None:
         self.adapter.cleanup_connections()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def _required_schemas(config: RuntimeConfig, adapter: Any, manifest: Any) -> dict[Any, set[Any]]:
@@ -173,14 +187,26 @@ def _create_missing(adapter: Any, database: Any, schemas: set[Any]) -> None:
                 raise
 
 
-def open_session(project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: str) -> DbtSession:
+def session_work_dir(work_root: Path, project_name: str, key: str) -> Path:
+    """The session's private directory (mode 0700: dbt's files there may hold rendered env values)."""
+    work_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = work_root / f"{project_name}-{key}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def open_session(
+    project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: str, work_dir: Path
+) -> DbtSession:
     """Parse the project for `spec` and connect a fresh adapter to it."""
     env = merged_env(spec.env)
     started = time.perf_counter()
     with _PARSE_LOCK:
-        flags = make_flags("build", project_dir, profiles_dir, spec)
-        # Anonymous usage tracking stays off; dbt still needs its tracking user to exist.
+        flags = make_flags("build", project_dir, profiles_dir, spec, work_dir)
+        # Anonymous usage tracking stays off; dbt still needs its tracking user to exist,
+        # and each run must see its own start time through it.
         initialize_from_flags(False, str(profiles_dir))
+        track_runs()
         with activated(ActiveState(flags=flags, adapter=None, env=env)):
             profile = load_profile(str(project_dir), flags.VARS, flags.PROFILE, flags.TARGET, None)
             project = load_project(str(project_dir), False, profile, flags.VARS, validate=True)
@@ -198,6 +224,7 @@ def open_session(project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: 
         key=key,
         project_dir=project_dir,
         profiles_dir=profiles_dir,
+        work_dir=work_dir,
         spec=spec,
         flags=flags,
         config=config,

@@ -23,14 +23,20 @@ from temporalio.exceptions import ApplicationError
 from dbt_temporal.contract import (
     LISTING_COMMANDS,
     PLAN_ACTIVITY,
+    PROJECT_HOOKS_ACTIVITY,
+    InvocationSpec,
     NodeRequest,
     NodeResult,
     NodeStatus,
     Plan,
     PlanRequest,
+    ProjectHooksRequest,
+    SessionSpec,
 )
 from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
+from dbt_temporal.engine.hooks import run_project_hooks
+from dbt_temporal.engine.invocation import Invocation, InvocationCache
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
@@ -47,6 +53,15 @@ def configuration_error(err: Exception, secret_values: Sequence[str]) -> Applica
         return ApplicationError(str(err), type="ProjectNotFound", non_retryable=True)
     message = redact(str(err).strip() or type(err).__name__, secret_values)
     return ApplicationError(message, type="Configuration", non_retryable=True)
+
+
+def crash_error(err: Exception, secret_values: Sequence[str]) -> ApplicationError:
+    """An exception outside dbt's own error handling: one redacted line; retried only when transient."""
+    first_line = (str(err).strip().splitlines() or [""])[0]
+    message = redact(f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__, secret_values)
+    if is_transient(err):
+        return ApplicationError(message, type="TransientWarehouseError")
+    return ApplicationError(message, type="NodeCrashed", non_retryable=True)
 
 
 def is_last_attempt() -> bool:
@@ -75,6 +90,7 @@ class DbtActivities:
         registered_search_attributes: set[str] | None = None,
     ) -> None:
         self.pool = pool
+        self.invocations = InvocationCache()
         self.static_search_attributes = static_search_attributes or {}
         self.registered_search_attributes = registered_search_attributes or set()
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dbt-node")
@@ -115,6 +131,9 @@ class DbtActivities:
         except (UnknownProject, DbtBaseException) as err:
             raise configuration_error(err, list(request.session.env.values())) from None
 
+    def _invocation(self, session: SessionSpec, command: str, spec: InvocationSpec) -> Invocation:
+        return self.invocations.get(self.pool.get(session), command, spec.invocation_id, spec.run_started_at)
+
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:
         request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
@@ -122,13 +141,15 @@ class DbtActivities:
         running = RunningNode()
 
         def execute() -> NodeOutcome:
-            session = self.pool.get(request.session)
-            return run_node(session, request.command, request.unique_id, request.index, request.total, running)
+            invocation = self._invocation(request.session, request.command, request.invocation)
+            return run_node(invocation, request.unique_id, request.index, request.total, running)
 
         try:
             outcome = await self._in_thread(execute, on_cancel=lambda: cancel_query(running))
         except (UnknownProject, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
+        except Exception as err:  # noqa: BLE001 - reported as the node's one-line error
+            raise crash_error(err, secrets) from None
         result = outcome.result.model_copy(
             update={
                 "worker": self.identity,
@@ -139,6 +160,22 @@ class DbtActivities:
         if self._should_retry(request, result, outcome.exception):
             raise ApplicationError(f"transient warehouse error: {result.message}", type="TransientWarehouseError")
         return result
+
+    @activity.defn(name=PROJECT_HOOKS_ACTIVITY)
+    async def project_hooks(self, request: ProjectHooksRequest) -> list[NodeResult]:
+        secrets = list(request.session.env.values())
+
+        def run_hooks() -> list[NodeResult]:
+            invocation = self._invocation(request.session, request.command, request.invocation)
+            return run_project_hooks(invocation, request.hook_type, request.results)
+
+        try:
+            results = await self._in_thread(run_hooks)
+        except (UnknownProject, DbtBaseException) as err:
+            raise configuration_error(err, secrets) from None
+        except Exception as err:  # noqa: BLE001 - reported as the hooks' one-line error
+            raise crash_error(err, secrets) from None
+        return [r.model_copy(update={"message": redact(r.message, secrets) if r.message else None}) for r in results]
 
     def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
         """Retry only what a retry can fix, and never past the last attempt (that result is kept)."""

@@ -41,7 +41,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
 
     projects = discover_projects(settings)
     quiet_dbt_events()
-    pool = SessionPool(projects, settings.dbt_target)
+    pool = SessionPool(projects, settings.work_root, settings.dbt_target)
     activities = DbtActivities(
         pool,
         threads=node_threads(settings),
@@ -56,7 +56,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
             client,
             task_queue=settings.temporal_task_queue,
             workflows=[DbtRunWorkflow],
-            activities=[activities.plan_project, activities.execute_node],
+            activities=[activities.plan_project, activities.project_hooks, activities.execute_node],
             **worker_options(settings),
         )
         async with worker:

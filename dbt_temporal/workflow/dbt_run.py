@@ -24,16 +24,20 @@ with workflow.unsafe.imports_passed_through():
         COMMANDS,
         LISTING_COMMANDS,
         PLAN_ACTIVITY,
+        PROJECT_HOOKS_ACTIVITY,
         WORKFLOW_TYPE,
         Carryover,
         DbtRunInput,
         DbtRunOutput,
+        HookType,
+        InvocationSpec,
         NodeRequest,
         NodeResult,
         NodeStatus,
         Plan,
         PlannedNode,
         PlanRequest,
+        ProjectHooksRequest,
         RunState,
         SessionSpec,
     )
@@ -43,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
 
 PLAN_TIMEOUT = timedelta(minutes=10)
 NODE_TIMEOUT = timedelta(hours=6)
+# Project hooks run SQL of the project's choosing (grants, audit uploads): as long as a node may.
+HOOKS_TIMEOUT = NODE_TIMEOUT
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Memos are rewritten at most this often: each update is a history event holding the whole memo.
@@ -52,6 +58,7 @@ NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput"]
 FAIL_FAST_REASON = "Skipping due to fail_fast"
 CANCELLED_BY_FAIL_FAST = "Cancelled due to fail_fast"
 CANCELLED_RUN = "Run cancelled"
+START_HOOK_FAILED = "Skipping because an on-run-start hook failed"
 
 
 class RunFailed(ApplicationError):
@@ -66,6 +73,10 @@ def node_retry_policy(retry: RetryConfig) -> RetryPolicy:
         maximum_interval=timedelta(seconds=retry.max_interval_secs),
         non_retryable_error_types=NON_RETRYABLE,
     )
+
+
+def _any_failed(results: list[NodeResult]) -> bool:
+    return any(result.status == NodeStatus.error for result in results)
 
 
 def _failure_message(err: ActivityError) -> tuple[str, str | None]:
@@ -101,7 +112,7 @@ class DbtRunWorkflow:
             workflow.upsert_memo({"command": self._state.command})
             carryover = await self._start(run)
             if run.command in LISTING_COMMANDS:
-                return self._finish(self._output(run, carryover), carryover.started_at)
+                return self._finish(self._output(run, carryover), carryover)
         else:
             self._results = {r.unique_id: r for r in carryover.results}
             self._index_of = dict(carryover.index_of)
@@ -111,13 +122,74 @@ class DbtRunWorkflow:
         plan = carryover.plan
         scheduler = DagScheduler(plan.nodes, carryover.threads)
         scheduler.restore({uid: r.status for uid, r in self._results.items()})
-        await self._execute(run, plan, scheduler)
+        if run.carryover is None and plan.start_hooks:
+            carryover.start_hook_results = await self._project_hooks(run, carryover, "on-run-start")
+            if plan.skip_nodes_if_on_run_start_fails and _any_failed(carryover.start_hook_results):
+                self._skip_all(plan, scheduler)
+        try:
+            await self._execute(run, carryover, scheduler)
+        except asyncio.CancelledError:
+            # dbt runs on-run-end hooks after an interrupted run too (audit rows, grants, uploads).
+            await self._end_hooks(run, carryover)
+            raise
         if scheduler.pending:
             self._continue_as_new(run, carryover)
+        end_hook_results = await self._end_hooks(run, carryover)
         output = self._output(run, carryover)
-        output.node_results = [self._results[node.unique_id] for node in plan.nodes]
+        node_results = [self._results[node.unique_id] for node in plan.nodes]
+        output.node_results = carryover.start_hook_results + node_results + end_hook_results
+        output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
-        return self._finish(output, carryover.started_at)
+        return self._finish(output, carryover)
+
+    def _invocation(self, carryover: Carryover) -> InvocationSpec:
+        return InvocationSpec(invocation_id=carryover.invocation_id, run_started_at=carryover.started_at)
+
+    async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
+        """Run the project's hooks of one type on a worker; they never stop the run by themselves."""
+        results = [self._results[node.unique_id] for node in carryover.plan.nodes if node.unique_id in self._results]
+        request = ProjectHooksRequest(
+            session=SessionSpec.of(run),
+            command=run.command,
+            invocation=self._invocation(carryover),
+            hook_type=hook_type,
+            results=[r.model_copy(update={"compiled_code": None, "timing": []}) for r in results],
+        )
+        try:
+            hook_results = await workflow.execute_activity(
+                PROJECT_HOOKS_ACTIVITY,
+                request,
+                result_type=list[NodeResult],
+                start_to_close_timeout=HOOKS_TIMEOUT,
+                heartbeat_timeout=NODE_HEARTBEAT_TIMEOUT,
+                retry_policy=node_retry_policy(carryover.plan.retry),
+                summary=hook_type,
+            )
+        except ActivityError as err:
+            message, _ = _failure_message(err)
+            hook_results = [
+                NodeResult(
+                    unique_id=f"operation.{carryover.plan.project}.{carryover.plan.project}-{hook_type}-0",
+                    status=NodeStatus.error,
+                    dbt_status="error",
+                    message=message,
+                )
+            ]
+        self._say(*runlog.hook_lines(hook_results))
+        self._memo_dirty = True
+        return hook_results
+
+    async def _end_hooks(self, run: DbtRunInput, carryover: Carryover) -> list[NodeResult]:
+        if not carryover.plan.end_hooks:
+            return []
+        return await self._project_hooks(run, carryover, "on-run-end")
+
+    def _skip_all(self, plan: Plan, scheduler: DagScheduler) -> None:
+        """The project asked dbt to skip every node when an on-run-start hook fails."""
+        for uid in scheduler.skip_pending(START_HOOK_FAILED):
+            self._results[uid] = NodeResult(
+                unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=START_HOOK_FAILED
+            )
 
     async def _start(self, run: DbtRunInput) -> Carryover:
         if run.command not in COMMANDS:
@@ -183,9 +255,11 @@ class DbtRunWorkflow:
     def _index(self, uid: str) -> int:
         return self._index_of.setdefault(uid, len(self._index_of) + 1)
 
-    async def _execute(self, run: DbtRunInput, plan: Plan, scheduler: DagScheduler) -> None:
+    async def _execute(self, run: DbtRunInput, carryover: Carryover, scheduler: DagScheduler) -> None:
         """Run nodes until none is left, or until this workflow run should hand over."""
+        plan = carryover.plan
         session = SessionSpec.of(run)
+        invocation = self._invocation(carryover)
         retry_policy = node_retry_policy(plan.retry)
         nodes = {node.unique_id: node for node in plan.nodes}
         total = len(plan.nodes)
@@ -198,7 +272,12 @@ class DbtRunWorkflow:
             for node in scheduler.start_ready():
                 uid = node.unique_id
                 request = NodeRequest(
-                    session=session, command=run.command, unique_id=uid, index=self._index(uid), total=total
+                    session=session,
+                    command=run.command,
+                    invocation=invocation,
+                    unique_id=uid,
+                    index=self._index(uid),
+                    total=total,
                 )
                 running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
                 self._say(runlog.start_line(self._index(uid), total, node))
@@ -322,10 +401,12 @@ class DbtRunWorkflow:
         self._memo_dirty = False
         self._memo_flushed_at = workflow.now()
 
-    def _finish(self, output: DbtRunOutput, started: datetime) -> DbtRunOutput:
-        output.elapsed_time = (workflow.now() - started).total_seconds()
+    def _finish(self, output: DbtRunOutput, carryover: Carryover) -> DbtRunOutput:
+        output.elapsed_time = (workflow.now() - carryover.started_at).total_seconds()
         if output.node_results:
-            self._say(*runlog.footer_lines(output.node_results, output.elapsed_time))
+            plan = carryover.plan
+            nodes = {node.unique_id: node for node in plan.nodes}
+            self._say(*runlog.footer_lines(output.node_results, output.elapsed_time, plan.stat_line, nodes))
             output.summary = runlog.done_line(output.node_results)
         self._memo_dirty = True
         self._flush_memo()

@@ -33,19 +33,29 @@ def start_line(index: int, total: int, node: PlannedNode) -> str:
     return _dotted(f"{index} of {total} START {node.description}", "[RUN]")
 
 
+def _subject(node: PlannedNode) -> str:
+    """The description without its leading kind: what dbt names after PASS, WARN or `snapshotted`."""
+    return node.description.split(" ", 1)[-1]
+
+
+def _test_word(result: NodeResult) -> str:
+    """PASS, or FAIL/WARN with the number of failing rows, as dbt prints a test's outcome."""
+    word = result.dbt_status.upper()
+    if result.dbt_status in ("fail", "warn") and result.failures is not None:
+        word = f"{word} {result.failures}"
+    return word
+
+
 def _verb(node: PlannedNode, result: NodeResult) -> str:
     dbt_status = result.dbt_status
     if node.resource_type in ("test", "unit_test"):
-        word = dbt_status.upper()
-        if dbt_status in ("fail", "warn") and result.failures is not None:
-            word = f"{word} {result.failures}"
-        return f"{word} {node.name}"
+        return f"{_test_word(result)} {_subject(node)}"
     if result.status == NodeStatus.error:
         return f"ERROR creating {node.description}"
     if node.resource_type == "seed":
         return f"OK loaded {node.description}"
     if node.resource_type == "snapshot":
-        return f"OK snapshotted {node.description}"
+        return f"OK snapshotted {_subject(node)}"
     if dbt_status == "no-op":
         return f"NO-OP {node.description}"
     return f"OK created {node.description}"
@@ -57,7 +67,7 @@ def finish_line(index: int, total: int, node: PlannedNode, result: NodeResult) -
     if result.status == NodeStatus.cancelled:
         return f"{index} of {total} CANCEL {node.description}"
     if node.resource_type in ("test", "unit_test"):
-        label = result.dbt_status.upper()
+        label = _test_word(result)
     elif result.status == NodeStatus.error:
         label = "ERROR"
     else:
@@ -93,8 +103,67 @@ def done_line(results: list[NodeResult]) -> str:
     return "Done. " + " ".join(parts)
 
 
-def footer_lines(results: list[NodeResult], elapsed: float) -> list[str]:
-    return ["", f"Finished running {len(results)} nodes in {elapsed:.2f}s.", done_line(results)]
+def hook_name(unique_id: str) -> str:
+    """dbt's name for a project hook: operation.pkg.pkg-on-run-start-0 -> pkg.on-run-start.0."""
+    _, package, rest = unique_id.split(".", 2)
+    kind, _, number = rest.rpartition("-")
+    return f"{package}.{kind.removeprefix(package + '-')}.{number}"
+
+
+def hook_lines(results: list[NodeResult]) -> list[str]:
+    """The log of one type of project hooks, as dbt prints it: a blank line around them."""
+    total = len(results)
+    lines = [""]
+    for index, result in enumerate(results, start=1):
+        name = hook_name(result.unique_id)
+        if result.dbt_status == "skipped":
+            lines.append(f"{index} of {total} SKIP hook: {name}")
+            continue
+        word = "OK" if result.status == NodeStatus.success else "ERROR"
+        lines.append(_dotted(f"{index} of {total} {word} hook: {name}", f"[{word} in {result.execution_time:.2f}s]"))
+    return lines + [""]
+
+
+def _duration(elapsed: float) -> str:
+    minutes, seconds = divmod(elapsed, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} hours {int(minutes)} minutes and {seconds:0.2f} seconds ({elapsed:.2f}s)"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _summary_line(errors: int, partial: int, warnings: int) -> str:
+    partials = f"{partial} partial {'success' if partial == 1 else 'successes'}"
+    if errors:
+        return f"Completed with {_plural(errors, 'error')}, {partials}, and {_plural(warnings, 'warning')}:"
+    if partial:
+        return f"Completed with {partials} and {_plural(warnings, 'warning')}"
+    if warnings:
+        return f"Completed with {_plural(warnings, 'warning')}:"
+    return "Completed successfully"
+
+
+def _problem_lines(result: NodeResult, kind: str, name: str, warning: bool) -> list[str]:
+    heading = f"{'Warning' if warning else 'Failure'} in {kind} {name}"
+    return ["", heading, *(result.message or f"Status: {result.dbt_status}").splitlines()]
+
+
+def footer_lines(
+    results: list[NodeResult], elapsed: float, stat_line: str, nodes: dict[str, PlannedNode]
+) -> list[str]:
+    """dbt's end of run: what ran and how long, the failures and warnings in full, the counts."""
+    errors = [r for r in results if r.dbt_status in ("error", "fail", "runtime error")]
+    warnings = [r for r in results if r.dbt_status == "warn"]
+    partial = sum(1 for r in results if r.dbt_status == "partial success")
+    lines = ["", f"Finished running {stat_line or _plural(len(results), 'node')} in {_duration(elapsed)}."]
+    lines += ["", _summary_line(len(errors), partial, len(warnings))]
+    for result, warning in [(r, False) for r in errors] + [(r, True) for r in warnings]:
+        node = nodes.get(result.unique_id)
+        kind, name = (node.resource_type, _subject(node)) if node else ("hook", hook_name(result.unique_id))
+        lines += _problem_lines(result, kind, name, warning)
+    return lines + ["", done_line(results)]
 
 
 def bounded_log(lines: list[str], limit: int = LOG_MEMO_LINES, earlier: int = 0) -> list[str]:

@@ -1,0 +1,152 @@
+"""One dbt invocation (one workflow run) on a warm session.
+
+A session is long-lived and shared by every run with the same settings; an
+invocation holds what dbt itself keeps per run: its `invocation_id` and
+`run_started_at`, dbt's task object for the command (runners such as
+microbatch's need it as their parent), and the run's own compiled copies of
+ephemeral models and project hooks, so concurrent runs never compile into the
+shared manifest. Any worker rebuilds it from a node request; each keeps the
+recent ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dbt.contracts.graph.nodes import CompiledNode
+from dbt.node_types import NodeType
+
+from dbt_temporal.engine.isolation import ActiveState, RunIdentity
+from dbt_temporal.engine.planner import TASKS, dbt_command_name
+from dbt_temporal.engine.session import DbtSession
+
+# Invocations kept per worker; a run's nodes usually arrive within seconds of each other.
+MAX_CACHED_INVOCATIONS = 64
+
+
+def fresh_copy(node: Any) -> Any:
+    """A private copy of a manifest node with its compiled state cleared.
+
+    dbt compiles nodes in place; a node reused from an earlier run would keep
+    `extra_ctes_injected` and skip ephemeral CTE injection, and two runs
+    compiling one node object would race.
+    """
+    node = copy.deepcopy(node)
+    if isinstance(node, CompiledNode):
+        node.compiled = False
+        node.compiled_code = None
+        node.extra_ctes_injected = False
+        node.extra_ctes = []
+    return node
+
+
+def _compiled_per_run(node: Any) -> bool:
+    return node.resource_type == NodeType.Operation or getattr(node, "is_ephemeral_model", False)
+
+
+class _RunNodes(dict):  # type: ignore[type-arg]
+    """The manifest's nodes as one run sees them.
+
+    dbt compiles an ephemeral parent in place while compiling its child, and
+    keeps the result for later children; here each run gets its own copy on
+    first use, so its CTEs carry its own `run_started_at` and vars.
+    """
+
+    def __init__(self, shared: dict[str, Any]) -> None:
+        super().__init__(shared)
+        self._own: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, unique_id: str) -> Any:
+        node = super().__getitem__(unique_id)
+        if not _compiled_per_run(node):
+            return node
+        with self._lock:
+            if unique_id not in self._own:
+                self._own[unique_id] = fresh_copy(node)
+            return self._own[unique_id]
+
+
+def run_manifest(shared: Any) -> Any:
+    """A view of the session's manifest for one run: shared lookups, the run's own compiled nodes."""
+    view = object.__new__(type(shared))
+    view.__dict__.update(shared.__dict__)
+    view.nodes = _RunNodes(shared.nodes)
+    return view
+
+
+class _SequentialPool:
+    """What a microbatch runner asks of dbt's thread pool when batches run one after another.
+
+    With no job queue, dbt runs each batch on the calling thread; the pool is
+    only asked whether it is closed.
+    """
+
+    max_threads = 1
+
+    def is_closed(self) -> bool:
+        return False
+
+
+SEQUENTIAL_POOL = _SequentialPool()
+
+
+@dataclass
+class Invocation:
+    session: DbtSession
+    run: RunIdentity
+    command: str
+    flags: Any
+    manifest: Any
+    task: Any
+
+    def state(self) -> ActiveState:
+        return ActiveState(flags=self.flags, adapter=self.session.adapter, env=self.session.env, run=self.run)
+
+
+def open_invocation(session: DbtSession, command: str, invocation_id: str, started_at: datetime) -> Invocation:
+    flags = session.command_flags(dbt_command_name(command))
+    manifest = run_manifest(session.manifest)
+    task = TASKS[command](flags, session.config, manifest)
+    _own_hook_copies(task)
+    return Invocation(
+        session=session,
+        run=RunIdentity(invocation_id=invocation_id, started_at=started_at),
+        command=command,
+        flags=flags,
+        manifest=manifest,
+        task=task,
+    )
+
+
+def _own_hook_copies(task: Any) -> None:
+    """dbt numbers and compiles hook nodes in place: give the run its own copies."""
+    find_hooks = getattr(task, "get_hooks_by_type", None)
+    if find_hooks is not None:
+        task.get_hooks_by_type = lambda hook_type: [task.manifest.nodes[h.unique_id] for h in find_hooks(hook_type)]
+
+
+class InvocationCache:
+    """The worker's recent invocations, least recently used dropped first."""
+
+    def __init__(self, limit: int = MAX_CACHED_INVOCATIONS) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple[str, str, str], Invocation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: DbtSession, command: str, invocation_id: str, started_at: datetime) -> Invocation:
+        key = (session.key, command, invocation_id)
+        with self._lock:
+            invocation = self._items.get(key)
+            if invocation is None:
+                invocation = open_invocation(session, command, invocation_id, started_at)
+                self._items[key] = invocation
+            self._items.move_to_end(key)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+            return invocation

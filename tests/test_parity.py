@@ -1,0 +1,123 @@
+"""`dbt build` parity on a project with one node of every kind dbt 1.11 builds on DuckDB.
+
+Seed, view, table, ephemeral, incremental, microbatch, snapshot, Python model,
+unit test, a failing warn-severity test, exposure, saved query (with its
+semantic model and metric), and on-run-start / on-run-end hooks writing an
+audit table. dbtt must report what plain `dbt build` reports, node for node,
+in dbt's own status words, and each run must see its own invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from dbt_temporal.contract import DbtRunInput, DbtRunOutput
+from tests.support import TEST_PROJECTS, copy_project, dbt_build, output_of, run_and_wait, table_rows
+
+STABLE_TABLES = ("raw_events", "stg_events", "events_incremental", "events_microbatch", "kind_totals", "big_events")
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `root` with its size and modification time: what 'nothing was written' means."""
+    return {str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns) for path in root.rglob("*")}
+
+
+def make_read_only(root: Path) -> None:
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, temporal) -> dict:  # noqa: ANN001
+    """Plain `dbt build` on one copy; two dbtt builds on a read-only copy, through one worker."""
+    from tests.support import WorkerProcess
+
+    base = tmp_path_factory.mktemp("parity")
+    reference = copy_project(TEST_PROJECTS / "every_kind", base / "reference")
+    expected = dbt_build(reference, {"EVERY_KIND_DUCKDB_PATH": str(reference / "every_kind.duckdb")})
+
+    project = copy_project(TEST_PROJECTS / "every_kind", base / "project")
+    make_read_only(project)
+    before = tree_state(project)
+    database = base / "dbtt.duckdb"
+    work_dir = base / "work"
+    worker = WorkerProcess(
+        address=temporal.address,
+        env={
+            "DBT_PROJECT_DIR": str(project),
+            "EVERY_KIND_DUCKDB_PATH": str(database),
+            "WORKER_WORK_DIR": str(work_dir),
+        },
+    ).start()
+    try:
+        first = output_of(run_and_wait(worker, DbtRunInput()))
+        second = output_of(run_and_wait(worker, DbtRunInput()))
+    finally:
+        worker.stop()  # DuckDB lets one process hold the file
+    return {
+        "expected": expected,
+        "first": first,
+        "second": second,
+        "reference_db": reference / "every_kind.duckdb",
+        "database": database,
+        "project": project,
+        "before": before,
+        "work_dir": work_dir,
+    }
+
+
+def statuses(output: DbtRunOutput) -> dict[str, str]:
+    return {result.unique_id: result.dbt_status for result in output.node_results}
+
+
+def test_every_node_kind_and_project_hook_matches_dbt_build(runs: dict) -> None:
+    first: DbtRunOutput = runs["first"]
+    assert statuses(first) == runs["expected"]
+    assert first.success
+    assert statuses(first)["exposure.every_kind.revenue_dashboard"] == "no-op"
+    assert statuses(first)["saved_query.every_kind.amount_by_kind"] == "no-op"
+    assert statuses(first)["operation.every_kind.every_kind-on-run-end-0"] == "success"
+    # Hooks come first and last, as in run_results.json.
+    assert first.node_results[0].unique_id == "operation.every_kind.every_kind-on-run-start-0"
+    assert first.node_results[-1].unique_id == "operation.every_kind.every_kind-on-run-end-0"
+    for table in STABLE_TABLES:
+        assert table_rows(runs["database"], table) == table_rows(runs["reference_db"], table), table
+
+
+def test_selected_lists_what_ran_or_was_skipped(runs: dict) -> None:
+    first: DbtRunOutput = runs["first"]
+    nodes = {uid for uid in runs["expected"] if not uid.startswith("operation.")}
+    assert set(first.selected) == nodes
+    assert "model.every_kind.eph_stamp" not in first.selected  # inlined into its child, never run
+
+
+def test_each_run_sees_its_own_invocation_in_hooks_and_models(runs: dict) -> None:
+    first, second = runs["first"], runs["second"]
+    audit = table_rows(runs["database"], "main.run_audit")
+    by_run = {
+        output.invocation_id: sorted((row[0], row[2], row[3]) for row in audit if row[1] == output.invocation_id)
+        for output in (first, second)
+    }
+    started = {}
+    for invocation_id, rows in by_run.items():
+        assert [event for event, _, _ in rows] == ["end", "start"], "one start and one end row per run"
+        assert rows[0][1] == rows[1][1], "on-run-start and on-run-end see the same run_started_at"
+        started[invocation_id] = rows[0][1]
+    assert started[first.invocation_id] != started[second.invocation_id]
+    # The end hook saw the run's results: every node of the run (hooks are not among them).
+    assert {rows[0][2] for rows in by_run.values()} == {len(first.selected)}
+
+    stamp = table_rows(runs["database"], "main.run_stamp")
+    assert stamp == [(started[second.invocation_id], second.invocation_id) * 2]
+
+
+def test_project_directory_is_never_written(runs: dict) -> None:
+    assert tree_state(runs["project"]) == runs["before"]
+    work_dir: Path = runs["work_dir"]
+    assert stat.S_IMODE(work_dir.stat().st_mode) == 0o700
+    assert os.listdir(work_dir) == [], "the worker removes its sessions' files when it stops"
