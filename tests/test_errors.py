@@ -53,3 +53,20 @@ def test_connection_failures_without_a_code_are_retried() -> None:
     assert is_transient(FailedToConnectError("could not connect to server"))
     assert is_transient(DbtRuntimeError("Rate limit exceeded, try again"))
     assert not is_transient(DbtRuntimeError("Binder Error: column nope not found"))
+
+
+def test_an_exception_outside_dbt_fails_the_node_at_once_with_one_redacted_line() -> None:
+    from dbt_temporal.worker.activities import crash_error
+
+    error = crash_error(KeyError("model.p.gone holds s3cr3t-token\nsecond line"), ["s3cr3t-token"])
+    assert error.non_retryable
+    assert error.type == "NodeCrashed"
+    assert error.message == "KeyError: 'model.p.gone holds ****\\nsecond line'"
+
+
+def test_a_transient_exception_outside_dbt_is_still_retried() -> None:
+    from dbt_temporal.worker.activities import crash_error
+
+    error = crash_error(ConnectionResetError("connection reset by peer"), [])
+    assert not error.non_retryable
+    assert error.message == "ConnectionResetError: connection reset by peer"

@@ -18,6 +18,8 @@ import pytest
 from dbt_temporal.contract import DbtRunInput, DbtRunOutput
 from tests.support import TEST_PROJECTS, copy_project, dbt_build, output_of, run_and_wait, table_rows
 
+BIG_EVENTS = "model.every_kind.big_events"
+BIG_EVENTS_UNIT_TEST = "unit_test.every_kind.big_events.big_events_keeps_large_amounts"
 STABLE_TABLES = ("raw_events", "stg_events", "events_incremental", "events_microbatch", "kind_totals", "big_events")
 
 
@@ -57,12 +59,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory, temporal) -> dict:  # noqa: A
     try:
         first = output_of(run_and_wait(worker, DbtRunInput()))
         second = output_of(run_and_wait(worker, DbtRunInput()))
+        # What `dbtt reset` sends: exact nodes, here a model and its unit test.
+        exact = output_of(run_and_wait(worker, DbtRunInput(unique_ids=[BIG_EVENTS, BIG_EVENTS_UNIT_TEST])))
     finally:
         worker.stop()  # DuckDB lets one process hold the file
     return {
         "expected": expected,
         "first": first,
         "second": second,
+        "exact": exact,
         "reference_db": reference / "every_kind.duckdb",
         "database": database,
         "project": project,
@@ -116,8 +121,44 @@ def test_each_run_sees_its_own_invocation_in_hooks_and_models(runs: dict) -> Non
     assert stamp == [(started[second.invocation_id], second.invocation_id) * 2]
 
 
+def test_exact_nodes_run_a_unit_test_before_its_model(runs: dict) -> None:
+    results = {result.unique_id: result for result in runs["exact"].node_results}
+    assert results[BIG_EVENTS_UNIT_TEST].dbt_status == "pass"
+    assert results[BIG_EVENTS].dbt_status == "success"
+    assert results[BIG_EVENTS_UNIT_TEST].completed_at <= results[BIG_EVENTS].started_at
+
+
 def test_project_directory_is_never_written(runs: dict) -> None:
     assert tree_state(runs["project"]) == runs["before"]
     work_dir: Path = runs["work_dir"]
     assert stat.S_IMODE(work_dir.stat().st_mode) == 0o700
     assert os.listdir(work_dir) == [], "the worker removes its sessions' files when it stops"
+
+
+FAILING_START_HOOK = """
+on-run-start:
+  - "select * from no_such_table"
+  - "select 1"
+on-run-end:
+  - "select 1"
+"""
+
+
+def test_a_failing_on_run_start_hook_is_reported_as_dbt_reports_it(tmp_path: Path, start_worker) -> None:
+    """dbt 1.11: the failed hook errors, the later start hooks are skipped, nodes still run, on-run-end runs."""
+    from tests.support import EXAMPLES
+
+    reference = copy_project(EXAMPLES / "shop", tmp_path / "reference")
+    project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
+    for copy in (reference, project):
+        with (copy / "dbt_project.yml").open("a") as file:
+            file.write(FAILING_START_HOOK)
+    expected = dbt_build(reference, {"SHOP_DUCKDB_PATH": str(reference / "shop.duckdb")}, "-s", "stg_orders")
+    worker = start_worker(project)
+
+    output = output_of(run_and_wait(worker, DbtRunInput(select="stg_orders")))
+
+    assert statuses(output) == expected
+    assert not output.success
+    hook = output.node_results[0]
+    assert hook.dbt_status == "error" and "no_such_table" in (hook.message or "")

@@ -124,7 +124,22 @@ def start_pg_worker(start_worker, project: Path, postgres: PostgresServer, datab
 # --- per-run settings on one worker ---------------------------------------------------------
 
 
+def add_run_stamp(project: Path) -> None:
+    """A model that renders the run's invocation directly and through an ephemeral parent, behind the gate."""
+    models = project / "models"
+    (models / "eph_stamp.sql").write_text(
+        "{{ config(materialized='ephemeral') }}\nselect '{{ run_started_at }}' as eph_started, "
+        "'{{ invocation_id }}' as eph_invocation\n"
+    )
+    (models / "stamp.sql").write_text(
+        "-- depends_on: {{ ref('gate') }}\n{{ config(materialized='view') }}\n"
+        "select '{{ run_started_at }}' as started, '{{ invocation_id }}' as invocation, eph_started, eph_invocation"
+        " from {{ ref('eph_stamp') }}\n"
+    )
+
+
 def test_runs_with_different_env_write_their_own_schemas(postgres, database, env_project, start_worker) -> None:  # noqa: ANN001
+    add_run_stamp(env_project)
     worker = start_pg_worker(start_worker, env_project, postgres, database, PG_SCHEMA="worker_default")
     run_a = DbtRunInput(env={"PG_SCHEMA": "team_a", "DBTT_REGION": "eu", "DBTT_RUN_LABEL": "label-a"})
     run_b = DbtRunInput(env={"PG_SCHEMA": "team_b", "DBTT_REGION": "us", "DBTT_RUN_LABEL": "label-b"})
@@ -142,6 +157,16 @@ def test_runs_with_different_env_write_their_own_schemas(postgres, database, env
         compiled = node(output, "stg_orders").compiled_code + node(output, "customer_revenue").compiled_code
         assert all(value in compiled for value in mine), compiled
         assert not any(value in compiled for value in theirs), compiled
+
+    # Concurrent runs each see their own invocation, in a model and in its ephemeral parent alike.
+    stamps = {
+        output.invocation_id: rows(postgres, database, f"select * from {schema}.stamp")[0]
+        for output, schema in ((out_a, "team_a"), (out_b, "team_b"))
+    }
+    for invocation_id, (started, invocation, eph_started, eph_invocation) in stamps.items():
+        assert invocation == eph_invocation == invocation_id
+        assert started == eph_started
+    assert len({started for started, *_ in stamps.values()}) == 2
 
     # A run without env falls back to the worker's environment, untouched by the runs before it.
     plain = succeeded(run_and_wait(worker, DbtRunInput()))

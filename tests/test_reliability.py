@@ -144,6 +144,8 @@ def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker)
         "model.crash.slow": "cancelled",
         "model.crash.last": "cancelled",
     }
+    worker.stop()  # DuckDB lets one process hold the file
+    assert len(table_rows(tmp_path / "crash.duckdb", "run_ends")) == 1, "on-run-end ran once, after the cancel"
 
 
 def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> None:

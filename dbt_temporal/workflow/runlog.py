@@ -116,10 +116,7 @@ def hook_lines(results: list[NodeResult]) -> list[str]:
     lines = [""]
     for index, result in enumerate(results, start=1):
         name = hook_name(result.unique_id)
-        if result.dbt_status == "skipped":
-            lines.append(f"{index} of {total} SKIP hook: {name}")
-            continue
-        word = "OK" if result.status == NodeStatus.success else "ERROR"
+        word = {NodeStatus.success: "OK", NodeStatus.skipped: "SKIP"}.get(result.status, "ERROR")
         lines.append(_dotted(f"{index} of {total} {word} hook: {name}", f"[{word} in {result.execution_time:.2f}s]"))
     return lines + [""]
 
