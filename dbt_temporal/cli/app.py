@@ -211,7 +211,7 @@ def worker(
     target: str = typer.Option(None, "--target", help=_env_help("dbt_target")),
 ) -> None:
     """Run a worker for the configured dbt projects until Ctrl-C or SIGTERM."""
-    from dbt_temporal.worker.main import run_worker
+    from dbt_temporal.worker.main import WorkerStopped, run_worker
 
     settings = load_settings(
         temporal_address=address,
@@ -232,7 +232,10 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         await run_worker(client, settings, stop)
 
-    run_async(main())
+    try:
+        run_async(main())
+    except WorkerStopped as err:
+        fail(str(err), EXIT_RUN_FAILED)
 
 
 def _check_projects(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from temporalio.client import Client
@@ -15,7 +16,7 @@ from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import SessionSpec
 from dbt_temporal.worker import health
 from dbt_temporal.worker.tuning import node_threads, worker_options
-from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
+from dbt_temporal.worker.workflow_process import start_workflow_process, stop_workflow_process
 
 if TYPE_CHECKING:
     from dbt_temporal.engine.pool import SessionPool
@@ -30,17 +31,29 @@ def quiet_dbt_events() -> None:
     cleanup_event_logger()
 
 
+NODE_THREAD_SWITCH_SECONDS = 0.0005
+
+
+class WorkerStopped(RuntimeError):
+    """The worker stopped on its own (its workflow process died); the message says why."""
+
+
 async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
     """Serve runs until `stop` is set; each project is parsed once, up front.
 
-    On stop the worker stops polling and lets running nodes finish (within
-    WORKER_GRACEFUL_SHUTDOWN_SECS, when set, after which they are cancelled).
+    dbt nodes run here, on threads; workflow tasks run in a second process
+    (see workflow_process). On stop the worker stops polling and lets running
+    nodes finish (within WORKER_GRACEFUL_SHUTDOWN_SECS, when set, after which
+    they are cancelled), then stops its workflow process.
     """
     from dbt_temporal.engine.pool import SessionPool
     from dbt_temporal.worker.activities import DbtActivities
 
     projects = discover_projects(settings)
     quiet_dbt_events()
+    # Node threads hold the interpreter lock for up to the switch interval at a time (5 ms by
+    # default); the event loop that reports results and heartbeats waits behind every one of them.
+    sys.setswitchinterval(NODE_THREAD_SWITCH_SECONDS)
     pool = SessionPool(projects, settings.work_root, settings.dbt_target)
     activities = DbtActivities(
         pool,
@@ -49,13 +62,14 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
         registered_search_attributes=await _registered_search_attributes(client, settings.temporal_namespace),
     )
     background: list[asyncio.Task[None]] = []
+    workflows = await start_workflow_process(settings)
+    lost_workflows = asyncio.create_task(_stop_if_exits(workflows, stop))
     try:
         for name in projects:
             await _warm(pool, name)
         worker = Worker(
             client,
             task_queue=settings.temporal_task_queue,
-            workflows=[DbtRunWorkflow],
             activities=[activities.plan_project, activities.project_hooks, activities.execute_node],
             **worker_options(settings),
         )
@@ -73,6 +87,18 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
         for task in background:
             task.cancel()
         activities.close()
+        stopped_by_itself = lost_workflows.done()
+        lost_workflows.cancel()
+        await stop_workflow_process(workflows)
+    if stopped_by_itself:
+        raise WorkerStopped(f"the workflow process exited with code {workflows.returncode}; restart the worker")
+
+
+async def _stop_if_exits(process: asyncio.subprocess.Process, stop: asyncio.Event) -> None:
+    code = await process.wait()
+    if not stop.is_set():
+        log.error("the workflow process exited with code %s; stopping", code)
+        stop.set()
 
 
 async def _registered_search_attributes(client: Client, namespace: str) -> set[str]:
