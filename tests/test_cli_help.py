@@ -1,0 +1,94 @@
+"""What `dbtt` says about itself: help, versions, and the shell completion scripts in completions/."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from importlib import metadata
+
+import pytest
+
+from tests.support import BIN, REPO, dbtt
+
+COMPLETION_FILES = {"bash": "dbtt.bash", "zsh": "_dbtt", "fish": "dbtt.fish"}
+
+
+@pytest.mark.parametrize("shell", sorted(COMPLETION_FILES))
+def test_committed_completion_scripts_are_what_the_cli_prints(shell: str) -> None:
+    committed = REPO / "completions" / COMPLETION_FILES[shell]
+
+    printed = dbtt("--show-completion", shell)
+
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == committed.read_text(), (
+        f"completions/{committed.name} is stale: dbtt --show-completion {shell} > completions/{committed.name}"
+    )
+
+
+def _bash_complete(*words: str) -> list[str]:
+    """What Tab offers after `words` in bash with the committed script loaded."""
+    script = (
+        f"source {REPO / 'completions' / 'dbtt.bash'}\n"
+        'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))\n'
+        "_dbtt_completion dbtt\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script, "bash", "dbtt", *words],
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completes_commands_options_and_dbt_commands() -> None:
+    assert _bash_complete("su") == ["submit"]
+    assert _bash_complete("submit", "s") == ["seed", "snapshot"]
+    assert _bash_complete("submit", "--full") == ["--full-refresh"]
+    assert _bash_complete("--show-completion", "") == ["bash", "zsh", "fish"]
+
+
+def test_show_completion_rejects_a_shell_it_has_no_script_for() -> None:
+    result = dbtt("--show-completion", "ksh")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --show-completion takes one of: bash, zsh, fish; got 'ksh'"
+
+
+def test_version_names_dbtt_dbt_core_the_adapters_and_temporalio() -> None:
+    result = dbtt("--version")
+
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0
+    assert lines[:2] == [f"dbtt {metadata.version('dbtt')}", f"dbt-core {metadata.version('dbt-core')}"]
+    assert lines[-1] == f"temporalio {metadata.version('temporalio')}"
+    for adapter in ["dbt-duckdb", "dbt-postgres"]:  # the adapters dbtt depends on; others may be installed
+        assert f"{adapter} {metadata.version(adapter)} (adapter)" in lines[2:-1]
+
+
+def _commands() -> list[str]:
+    listing = dbtt("--help").stdout.split("Commands:", 1)[1]
+    return re.findall(r"^  (\w+)", listing, flags=re.MULTILINE)
+
+
+def test_h_is_help_everywhere() -> None:
+    assert dbtt("-h").stdout == dbtt("--help").stdout
+    assert dbtt("submit", "-h").stdout == dbtt("submit", "--help").stdout
+    assert dbtt("submit", "-h").stdout.startswith("Usage: dbtt submit [OPTIONS] [COMMAND]")
+
+
+def test_help_names_every_value_readably() -> None:
+    pages = {command: dbtt(command, "-h").stdout for command in _commands()}
+
+    assert {"submit", "status", "cancel", "reset", "worker", "healthcheck"} <= pages.keys()
+    for command, page in pages.items():
+        assert not re.search(r"<\w|\{\w", page), f"dbtt {command} -h shows a typer placeholder:\n{page}"
+    assert "Usage: dbtt cancel [OPTIONS] WORKFLOW_ID" in pages["cancel"]
+    assert "Usage: dbtt status [OPTIONS] [WORKFLOW_ID]" in pages["status"]
+    for shown in ["-s, --select SELECTOR", "--env KEY=VALUE", "--vars YAML", "--threads N", "--address HOST:PORT"]:
+        assert shown in pages["submit"]
+    assert "--project-dir DIR" in pages["worker"]
