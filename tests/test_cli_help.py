@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,39 @@ def test_help_names_every_value_readably() -> None:
     for shown in ["-s, --select SELECTOR", "--env KEY=VALUE", "--vars YAML", "--threads N", "--address HOST:PORT"]:
         assert shown in pages["submit"]
     assert "--project-dir DIR" in pages["worker"]
+
+
+PROBE = """
+import re, sys
+sys.argv = ["dbtt", "healthcheck", "--health-file", sys.argv[1]]
+from dbt_temporal.cli.entry import main
+try:
+    main()
+except SystemExit as done:
+    loaded = {name.split(".")[0] for name in sys.modules}
+    heavy = loaded & {"asyncio", "dbt", "pydantic", "rich", "temporalio", "typer", "yaml"}
+    # VmHWM: this process's peak resident memory (ru_maxrss would count the forking pytest's too)
+    peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+    print(done.code, peak_kb // 1024, *sorted(heavy))
+"""
+
+
+def test_healthcheck_loads_no_heavy_library(tmp_path: Path) -> None:
+    """Kubernetes runs the probe every few seconds: it must stay a small, quick process."""
+    health_file = tmp_path / "health"
+    health_file.touch()
+
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(health_file)], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    exit_code, peak_mb, *heavy = done.stdout.splitlines()[-1].split()
+    assert (exit_code, heavy) == ("0", [])
+    assert int(peak_mb) < 30
+
+
+def test_healthcheck_rejects_an_unknown_option_in_one_line() -> None:
+    result = dbtt("healthcheck", "--bogus")
+
+    assert result.returncode == 2
+    assert result.stderr == "error: unrecognized arguments: --bogus; see: dbtt healthcheck -h\n"

@@ -27,6 +27,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from typer.completion import completion_init, get_completion_script
 
+from dbt_temporal.cli import probe
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
 from dbt_temporal.cli.versions import version_lines
@@ -44,7 +45,7 @@ from dbt_temporal.client.runs import (
     ui_link,
 )
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
-from dbt_temporal.config.settings import DEFAULT_HEALTH_FILE, Settings
+from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -83,7 +84,6 @@ NamespaceOption = typer.Option(None, "--namespace", metavar="NAME", help=_env_he
 TaskQueueOption = typer.Option(None, "--task-queue", metavar="NAME", help=_env_help("temporal_task_queue"))
 ProjectDirOption = typer.Option(None, "--project-dir", metavar="DIR", help=_env_help("dbt_project_dir"))
 ProfilesDirOption = typer.Option(None, "--profiles-dir", metavar="DIR", help=_env_help("dbt_profiles_dir"))
-HealthFileOption = typer.Option(None, "--health-file", metavar="FILE", help=_env_help("health_file"))
 OutputOption = typer.Option(
     OutputFormat.text, "--output", "-o", metavar="text|json", help="text (live view) or json (machine-readable only)."
 )
@@ -526,17 +526,13 @@ def reset(
     report(view, output)
 
 
-@app.command()
-def healthcheck(
-    health_file: Path = HealthFileOption,
-) -> None:
-    """Exit 0 when the worker's health file is younger than 60 s, else 1: a Kubernetes exec probe."""
-    from dbt_temporal.worker.health import check_file
-
-    settings = load_settings(health_file=health_file)
-    healthy, line = check_file(settings.worker_health_file or DEFAULT_HEALTH_FILE)
-    (console if healthy else errors).print(line, highlight=False, markup=False)
-    raise typer.Exit(EXIT_OK if healthy else EXIT_RUN_FAILED)
+@app.command(
+    help=probe.HELP,
+    add_help_option=False,  # -h and --help reach the probe's own parser
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def healthcheck(ctx: typer.Context) -> None:
+    probe.run(ctx.args)
 
 
 @app.command()
