@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BIN, REPO, dbtt
+from tests.support import BIN, EXAMPLES, REPO, dbtt
 
 COMPLETION_FILES = {"bash": "dbtt.bash", "zsh": "_dbtt", "fish": "dbtt.fish"}
 
@@ -28,7 +28,7 @@ def test_committed_completion_scripts_are_what_the_cli_prints(shell: str) -> Non
     )
 
 
-def _bash_complete(*words: str) -> list[str]:
+def _bash_complete(*words: str, env: dict[str, str] | None = None) -> list[str]:
     """What Tab offers after `words` in bash with the committed script loaded."""
     script = (
         f"source {REPO / 'completions' / 'dbtt.bash'}\n"
@@ -38,7 +38,7 @@ def _bash_complete(*words: str) -> list[str]:
     )
     done = subprocess.run(
         ["bash", "-c", script, "bash", "dbtt", *words],
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -52,6 +52,15 @@ def test_bash_completes_commands_options_and_dbt_commands() -> None:
     assert _bash_complete("submit", "s") == ["seed", "snapshot"]
     assert _bash_complete("submit", "--full") == ["--full-refresh"]
     assert _bash_complete("--show-completion", "") == ["bash", "zsh", "fish"]
+
+
+def test_bash_completes_the_project_names_a_worker_here_would_load() -> None:
+    projects = {"DBT_PROJECT_DIRS": f"{EXAMPLES / 'shop'},{EXAMPLES / 'env_override'}"}
+    names = _bash_complete("submit", "--project", "", env=projects)
+    nothing = _bash_complete("submit", "--project", "", env={"DBT_PROJECT_DIRS": "/nonexistent"})
+
+    assert sorted(names) == ["env_override", "shop"]
+    assert nothing == []
 
 
 def test_show_completion_rejects_a_shell_it_has_no_script_for() -> None:

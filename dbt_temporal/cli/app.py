@@ -295,8 +295,23 @@ EnvOption = typer.Option(
     metavar="KEY=VALUE",
     help="KEY=VALUE overriding env_var() for this run; repeatable. Values stay secret.",
 )
+
+
+def _complete_project(incomplete: str) -> list[str]:
+    """The projects a worker started here would load (DBT_PROJECT_DIR(S), DBT_PROJECTS_DIR or the cwd)."""
+    try:
+        names = discover_projects(Settings())
+    except (ProjectConfigError, ValidationError):
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 ProjectOption = typer.Option(
-    None, "--project", metavar="NAME", help="Project name (required when the worker has several)."
+    None,
+    "--project",
+    metavar="NAME",
+    autocompletion=_complete_project,
+    help="Project name (required when the worker has several).",
 )
 ThreadsOption = typer.Option(
     None, "--threads", min=1, metavar="N", help="Nodes running at once (default: the profile's threads)."
