@@ -6,8 +6,17 @@ from pathlib import Path
 import pytest
 
 from dbt_temporal.client.devserver import DevServer
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, find_bindir
 from tests.support import EXAMPLES, WorkerProcess, copy_project
+
+
+def pytest_report_header() -> str:
+    """Say which PostgreSQL the tests start (system or the pgserver wheel's), and how to choose."""
+    try:
+        kind, bindir = find_bindir()
+    except RuntimeError as err:
+        return f"postgresql: {err}"
+    return f"postgresql: {kind} ({bindir}); DBTT_TEST_POSTGRES=system|pgserver chooses"
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +29,7 @@ def temporal() -> Iterator[DevServer]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """A private PostgreSQL cluster on a free loopback port, for the whole session."""
+    """A private PostgreSQL cluster on a free loopback port, for the whole session (see tests/postgres.py)."""
     server = PostgresServer.start_new()
     yield server
     server.stop()

@@ -1,18 +1,25 @@
-"""A private PostgreSQL cluster for the test session, from the Debian packages.
+"""A private PostgreSQL cluster for the test session.
 
-The cluster lives in a fresh temporary directory, listens on a free loopback
-port only, and requires a password. initdb refuses to run as root, so as root
-the cluster is created and run by the `postgres` OS user that Debian's package
-creates; as any other user it runs as that user.
+The server binaries come from the system (Debian's postgresql package, or PG_BINDIR) when
+installed, else from the `pgserver` wheel, which bundles PostgreSQL 16, so that
+`pip install -e ".[dev]"` is all a fresh machine needs. DBTT_TEST_POSTGRES=system or
+=pgserver picks one explicitly (CI tests both). Either way the cluster is the same: a fresh
+temporary directory, a free loopback port, and a password required, so the tests see what a
+user's warehouse does.
+
+initdb and postgres refuse to run as root, so as root the cluster is created and run by the
+unprivileged `nobody` user; as any other user it runs as that user.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -26,20 +33,48 @@ import psycopg2.extensions
 
 SUPERUSER = "dbtt"
 START_SECONDS = 60
-SERVICE_USER = "postgres"
+SERVICE_USER = "nobody"
+CHOICE_VARIABLE = "DBTT_TEST_POSTGRES"
+SYSTEM, PGSERVER = "system", "pgserver"
 
 
-def find_bindir() -> Path:
-    """Where initdb and pg_ctl live: PG_BINDIR, else the newest Debian cluster version, else PATH."""
+def system_bindir() -> Path | None:
+    """PG_BINDIR, else the newest Debian cluster version, else initdb on PATH; None when absent."""
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if versions:
         return versions[-1].parent
     initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).parent
-    raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql (or set PG_BINDIR)")
+    return Path(initdb).parent if initdb else None
+
+
+def pgserver_bindir() -> Path:
+    """The binaries bundled in the pgserver wheel (the dev extra installs it), found without importing it."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError('no PostgreSQL found: pip install -e ".[dev]" (brings pgserver)')
+    bindir = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    if not (bindir / "initdb").exists():
+        raise RuntimeError(f'the installed pgserver has no initdb in {bindir}: pip install -e ".[dev]"')
+    return bindir
+
+
+def find_bindir() -> tuple[str, Path]:
+    """Which PostgreSQL to use, as (kind, bindir): DBTT_TEST_POSTGRES if set, else system before pgserver."""
+    choice = os.environ.get(CHOICE_VARIABLE, "")
+    if choice not in ("", SYSTEM, PGSERVER):
+        raise RuntimeError(f"{CHOICE_VARIABLE} must be {SYSTEM} or {PGSERVER}, or unset to pick; got {choice!r}")
+    if choice != PGSERVER:
+        found = system_bindir()
+        if found:
+            return SYSTEM, found
+        if choice == SYSTEM:
+            raise RuntimeError(
+                f"{CHOICE_VARIABLE}=system but PostgreSQL is not installed: apt-get install -y postgresql "
+                "(or set PG_BINDIR)"
+            )
+    return PGSERVER, pgserver_bindir()
 
 
 def free_port() -> int:
@@ -49,7 +84,7 @@ def free_port() -> int:
 
 
 def _as_service_user(command: list[str]) -> list[str]:
-    """The command as the OS user that owns the cluster (postgres when we are root)."""
+    """The command as the OS user that owns the cluster (nobody when we are root)."""
     if os.geteuid() != 0:
         return command
     return ["runuser", "-u", SERVICE_USER, "--", *command]
@@ -61,12 +96,26 @@ def _give_to_service_user(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def _let_service_user_reach(bindir: Path) -> None:
+    """As root, let the service user traverse to binaries under a private directory (a venv in /root).
+
+    Only the search bit is added, and only where missing: no directory becomes listable.
+    """
+    if os.geteuid() != 0:
+        return
+    for directory in [bindir, *bindir.parents]:
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+
+
 @dataclass
 class PostgresServer:
     """One running cluster; `dsn(dbname)` connects to it as the superuser."""
 
     bindir: Path
     root: Path
+    kind: str = SYSTEM
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: f"pw-{uuid.uuid4().hex[:12]}")
     host: str = "127.0.0.1"
@@ -78,9 +127,11 @@ class PostgresServer:
 
     @classmethod
     def start_new(cls) -> PostgresServer:
+        kind, bindir = find_bindir()
+        _let_service_user_reach(bindir)
         root = Path(tempfile.mkdtemp(prefix="dbtt-pg-"))
         _give_to_service_user(root)
-        server = cls(bindir=find_bindir(), root=root)
+        server = cls(bindir=bindir, root=root, kind=kind)
         server._init()
         server._start()
         return server

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ import pytest
 from dbt_temporal.client.devserver import free_port
 from dbt_temporal.contract import DbtRunInput
 from dbt_temporal.worker import health
+from tests.certificates import self_signed
 from tests.support import dbtt, output_of, run_and_wait, wait_until
 
 
@@ -97,25 +97,21 @@ def test_out_of_range_tuning_is_rejected_at_start(shop: Path, variable: str, val
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 def test_tls_files_that_are_missing_or_do_not_match_are_named(tmp_path: Path) -> None:
-    cert_a, _ = _self_signed(tmp_path, "a")
-    _, key_b = _self_signed(tmp_path, "b")
+    cert_a, _ = self_signed(tmp_path, "a")
+    _, key_b = self_signed(tmp_path, "b")
 
     missing = dbtt("submit", env={"TEMPORAL_TLS_CERT": str(tmp_path / "nope.crt"), "TEMPORAL_TLS_KEY": str(key_b)})
     mismatched = dbtt("submit", env={"TEMPORAL_TLS_CERT": str(cert_a), "TEMPORAL_TLS_KEY": str(key_b)})
+    matching = dbtt(
+        "submit",
+        "--address", f"127.0.0.1:{free_port()}",
+        env={"TEMPORAL_TLS_CERT": str(cert_a), "TEMPORAL_TLS_KEY": str(tmp_path / "a.key")},
+    )  # fmt: skip
 
     assert missing.returncode == 2 and f"cannot read TLS file {tmp_path / 'nope.crt'}" in missing.stderr
     assert mismatched.returncode == 2 and "are not a matching PEM certificate and key" in mismatched.stderr
+    assert matching.returncode == 3, matching.stderr  # the pair is accepted; only the server is missing
 
 
 def test_bad_requests_leave_the_worker_serving_others(shop: Path, start_worker) -> None:

@@ -25,8 +25,12 @@ from rich.live import Live
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
+from typer.completion import completion_init, get_completion_script
 
+from dbt_temporal.cli import probe
+from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
+from dbt_temporal.cli.versions import version_lines
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
 from dbt_temporal.client.runs import (
     USAGE_FAILURES,
@@ -41,20 +45,23 @@ from dbt_temporal.client.runs import (
     ui_link,
 )
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
-from dbt_temporal.config.settings import DEFAULT_HEALTH_FILE, Settings
+from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 POLL_SECONDS = 0.5
 T = TypeVar("T")
 
-app = typer.Typer(
+
+app = DbttTyper(
     name="dbtt",
     help=__doc__,
     no_args_is_help=True,
-    add_completion=True,
+    # Our own --show-completion (below) takes the shell as its argument; typer's ignores one.
+    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 # Off a terminal (CI logs) rich would wrap at 80 columns; logs read better unwrapped.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -72,14 +79,13 @@ def _env_help(field: str, text: str | None = None) -> str:
 
 
 # Options shared by every subcommand that talks to Temporal or loads projects.
-AddressOption = typer.Option(None, "--address", help=_env_help("temporal_address"))
-NamespaceOption = typer.Option(None, "--namespace", help=_env_help("temporal_namespace"))
-TaskQueueOption = typer.Option(None, "--task-queue", help=_env_help("temporal_task_queue"))
-ProjectDirOption = typer.Option(None, "--project-dir", help=_env_help("dbt_project_dir"))
-ProfilesDirOption = typer.Option(None, "--profiles-dir", help=_env_help("dbt_profiles_dir"))
-HealthFileOption = typer.Option(None, "--health-file", help=_env_help("health_file"))
+AddressOption = typer.Option(None, "--address", metavar="HOST:PORT", help=_env_help("temporal_address"))
+NamespaceOption = typer.Option(None, "--namespace", metavar="NAME", help=_env_help("temporal_namespace"))
+TaskQueueOption = typer.Option(None, "--task-queue", metavar="NAME", help=_env_help("temporal_task_queue"))
+ProjectDirOption = typer.Option(None, "--project-dir", metavar="DIR", help=_env_help("dbt_project_dir"))
+ProfilesDirOption = typer.Option(None, "--profiles-dir", metavar="DIR", help=_env_help("dbt_profiles_dir"))
 OutputOption = typer.Option(
-    OutputFormat.text, "--output", "-o", help="text (live view) or json (machine-readable only)."
+    OutputFormat.text, "--output", "-o", metavar="text|json", help="text (live view) or json (machine-readable only)."
 )
 
 
@@ -273,18 +279,46 @@ def _run_input(
     )
 
 
-CommandArgument = typer.Argument("build", help=f"dbt command: {', '.join(COMMANDS)}.")
-SelectOption = typer.Option(None, "--select", "-s", help="dbt node selection, as in dbt (space-separated union).")
-ExcludeOption = typer.Option(None, "--exclude", help="dbt nodes to exclude, as in dbt.")
-VarsOption = typer.Option(None, "--vars", help="dbt vars as a YAML or JSON mapping.")
+def _complete_command(incomplete: str) -> list[str]:
+    return [command for command in COMMANDS if command.startswith(incomplete)]
+
+
+CommandArgument = typer.Argument("build", autocompletion=_complete_command, help=f"dbt command: {', '.join(COMMANDS)}.")
+SelectOption = typer.Option(
+    None, "--select", "-s", metavar="SELECTOR", help="dbt node selection, as in dbt (space-separated union)."
+)
+ExcludeOption = typer.Option(None, "--exclude", metavar="SELECTOR", help="dbt nodes to exclude, as in dbt.")
+VarsOption = typer.Option(None, "--vars", metavar="YAML", help="dbt vars as a YAML or JSON mapping.")
 TargetOption = typer.Option(None, "--target", "-t", help="Profile target for this run.")
 FullRefreshOption = typer.Option(False, "--full-refresh", help="Rebuild incremental models from scratch.")
 FailFastOption = typer.Option(False, "--fail-fast", "-x", help="Stop the run at the first failure.")
 EnvOption = typer.Option(
-    [], "--env", help="KEY=VALUE overriding env_var() for this run; repeatable. Values stay secret."
+    [],
+    "--env",
+    metavar="KEY=VALUE",
+    help="KEY=VALUE overriding env_var() for this run; repeatable. Values stay secret.",
 )
-ProjectOption = typer.Option(None, "--project", help="Project name (required when the worker has several).")
-ThreadsOption = typer.Option(None, "--threads", min=1, help="Nodes running at once (default: the profile's threads).")
+
+
+def _complete_project(incomplete: str) -> list[str]:
+    """The projects a worker started here would load (DBT_PROJECT_DIR(S), DBT_PROJECTS_DIR or the cwd)."""
+    try:
+        names = discover_projects(Settings())
+    except (ProjectConfigError, ValidationError):
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+ProjectOption = typer.Option(
+    None,
+    "--project",
+    metavar="NAME",
+    autocompletion=_complete_project,
+    help="Project name (required when the worker has several).",
+)
+ThreadsOption = typer.Option(
+    None, "--threads", min=1, metavar="N", help="Nodes running at once (default: the profile's threads)."
+)
 
 
 @app.command()
@@ -510,17 +544,13 @@ def reset(
     report(view, output)
 
 
-@app.command()
-def healthcheck(
-    health_file: Path = HealthFileOption,
-) -> None:
-    """Exit 0 when the worker's health file is younger than 60 s, else 1: a Kubernetes exec probe."""
-    from dbt_temporal.worker.health import check_file
-
-    settings = load_settings(health_file=health_file)
-    healthy, line = check_file(settings.worker_health_file or DEFAULT_HEALTH_FILE)
-    (console if healthy else errors).print(line, highlight=False, markup=False)
-    raise typer.Exit(EXIT_OK if healthy else EXIT_RUN_FAILED)
+@app.command(
+    help=probe.HELP,
+    add_help_option=False,  # -h and --help reach the probe's own parser
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+def healthcheck(ctx: typer.Context) -> None:
+    probe.run(ctx.args)
 
 
 @app.command()
@@ -529,8 +559,59 @@ def artifacts() -> None:
     fail("'dbtt artifacts' is not implemented yet")
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+# typer's zsh script only registers its function, which suits `source` but not a file on $fpath:
+# zsh autoloads that at the first Tab, which then completes nothing. Complete that Tab too.
+ZSH_REGISTER = "compdef _dbtt_completion dbtt"
+ZSH_REGISTER_AND_COMPLETE = f"""{ZSH_REGISTER}
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  _dbtt_completion "$@"
+fi"""
+
+
+def _print_versions(value: bool) -> None:
+    if value:
+        print("\n".join(version_lines()))
+        raise typer.Exit(EXIT_OK)
+
+
+def _print_completion(ctx: typer.Context, value: str | None) -> None:
+    if value is None or ctx.resilient_parsing:
+        return
+    if value not in COMPLETION_SHELLS:
+        fail(f"--show-completion takes one of: {', '.join(COMPLETION_SHELLS)}; got '{value}'")
+    # The script calls back `_DBTT_COMPLETE=complete_<shell> dbtt`, which typer answers (see main()).
+    script = get_completion_script(prog_name="dbtt", complete_var="_DBTT_COMPLETE", shell=value)
+    print(script.replace(ZSH_REGISTER, ZSH_REGISTER_AND_COMPLETE) if value == "zsh" else script)
+    raise typer.Exit(EXIT_OK)
+
+
+# Options that come before any command; the group's help stays the module docstring.
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=_print_versions,
+        help="Print the versions of dbtt, dbt-core, the installed dbt adapters and temporalio, and exit.",
+    ),
+    show_completion: str = typer.Option(
+        None,
+        "--show-completion",
+        metavar="SHELL",
+        is_eager=True,
+        callback=_print_completion,
+        autocompletion=lambda: list(COMPLETION_SHELLS),
+        help="Print the completion script for SHELL (bash, zsh or fish) and exit.",
+    ),
+) -> None:
+    pass
+
+
 def main() -> None:
     code = EXIT_OK
+    completion_init()  # registers the shells typer answers completion requests for
     try:
         app()
     except SystemExit as exit_:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_HEALTH_FILE = Path("/tmp/health")
+from dbt_temporal.config.defaults import DEFAULT_HEALTH_FILE
 
 
 class Settings(BaseSettings):

@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from temporalio.client import Client
 
+from dbt_temporal.worker.health_file import check_file
+
 log = logging.getLogger("dbtt.health")
 REFRESH_SECONDS = 15.0
-STALE_AFTER_SECONDS = 60.0
 SERVER_CHECK_TIMEOUT_SECONDS = 5.0
-
-
-def check_file(path: Path, max_age: float = STALE_AFTER_SECONDS) -> tuple[bool, str]:
-    """Whether the health file is fresh, with one line saying so."""
-    try:
-        age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return False, f"unhealthy: {path} does not exist (is the worker running with HEALTH_PORT or HEALTH_FILE?)"
-    if age > max_age:
-        return False, f"unhealthy: {path} is stale, last updated {age:.0f}s ago (limit {max_age:.0f}s)"
-    return True, f"healthy: {path} updated {age:.0f}s ago"
 
 
 async def _worker_can_poll(client: Client, is_running: bool) -> bool:

@@ -1,0 +1,1 @@
+complete --command dbtt --no-files --arguments "(env _DBTT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) dbtt)" --condition "env _DBTT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) dbtt"
