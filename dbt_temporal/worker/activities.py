@@ -34,6 +34,7 @@ from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query,
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
+from dbt_temporal.worker.plan_size import ensure_plan_fits
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
@@ -108,7 +109,7 @@ class DbtActivities:
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
             )
-            return plan.model_copy(update={"search_attributes": attributes})
+            return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes}))
 
         try:
             return await self._in_thread(plan)
