@@ -41,7 +41,7 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
 
     projects = discover_projects(settings)
     quiet_dbt_events()
-    pool = SessionPool(projects, settings.dbt_target)
+    pool = SessionPool(projects, settings.dbt_target, max_sessions=settings.worker_max_sessions)
     activities = DbtActivities(
         pool,
         threads=node_threads(settings),
