@@ -107,8 +107,9 @@ class PlannedNode(BaseModel):
     resource_type: str
     # What dbt prints for the node, e.g. "sql table model main.orders".
     description: str
-    # Selected nodes this one waits for (dbt's graph, with build's test edges).
-    parents: list[str] = Field(default_factory=list)
+    # Positions in `Plan.nodes` (always earlier ones) of the nodes this one waits for: dbt's graph,
+    # with build's test edges, reduced to the edges that reachability needs.
+    parents: list[int] = Field(default_factory=list)
 
     @property
     def activity_type(self) -> str:
@@ -116,6 +117,8 @@ class PlannedNode(BaseModel):
 
 
 class Plan(BaseModel):
+    """What the workflow schedules; `nodes` are in topological order, the order dbt starts them."""
+
     project: str
     target: str
     threads: int

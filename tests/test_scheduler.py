@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import random
+
 from dbt_temporal.contract import NodeStatus, PlannedNode
+from dbt_temporal.engine.planner import reduced_parents
 from dbt_temporal.workflow.scheduler import DagScheduler
 
 
-def node(uid: str, *parents: str) -> PlannedNode:
-    return PlannedNode(unique_id=uid, name=uid, resource_type="model", description=uid, parents=list(parents))
+def plan(parents: dict[str, list[str]]) -> list[PlannedNode]:
+    """Planned nodes in the given (topological) order, parents named by unique_id."""
+    position = {uid: i for i, uid in enumerate(parents)}
+    return [
+        PlannedNode(unique_id=uid, name=uid, resource_type="model", description=uid, parents=[position[p] for p in ups])
+        for uid, ups in parents.items()
+    ]
+
+
+def reduced_plan(parents: dict[str, list[str]]) -> list[PlannedNode]:
+    order = list(parents)
+    reduced = reduced_parents(order, {uid: set(ups) for uid, ups in parents.items()})
+    return plan({uid: [order[p] for p in positions] for uid, positions in zip(order, reduced, strict=True)})
 
 
 def started(scheduler: DagScheduler) -> list[str]:
@@ -15,7 +29,7 @@ def started(scheduler: DagScheduler) -> list[str]:
 
 
 # slow and a are roots; b waits for a only; c waits for b; d waits for slow and c.
-DAG = [node("slow"), node("a"), node("b", "a"), node("c", "b"), node("d", "slow", "c")]
+DAG = plan({"slow": [], "a": [], "b": ["a"], "c": ["b"], "d": ["slow", "c"]})
 
 
 def test_a_node_starts_when_its_own_parents_are_done_not_its_level() -> None:
@@ -35,7 +49,7 @@ def test_a_node_starts_when_its_own_parents_are_done_not_its_level() -> None:
 
 
 def test_concurrency_limits_running_nodes() -> None:
-    scheduler = DagScheduler([node("a"), node("b"), node("c")], concurrency=2)
+    scheduler = DagScheduler(plan({"a": [], "b": [], "c": []}), concurrency=2)
     assert started(scheduler) == ["a", "b"]
     scheduler.finish("b", NodeStatus.success)
     assert started(scheduler) == ["c"]
@@ -72,6 +86,54 @@ def test_cancelling_marks_unfinished_nodes() -> None:
     assert scheduler.done
 
 
-def test_parents_outside_the_plan_are_ignored() -> None:
-    scheduler = DagScheduler([node("child", "not.selected")], concurrency=1)
-    assert started(scheduler) == ["child"]
+# What dbt's build graph looks like: a model, its test, and two children linked to both
+# (dbt adds an edge from every upstream test to every downstream node).
+BUILD_DAG = {
+    "orders": [],
+    "test_orders": ["orders"],
+    "daily": ["orders", "test_orders"],
+    "weekly": ["orders", "test_orders", "daily"],
+}
+
+
+def test_reduction_drops_implied_edges() -> None:
+    assert [n.parents for n in reduced_plan(BUILD_DAG)] == [[], [0], [1], [2]]
+
+
+def run_all(nodes: list[PlannedNode], failing: set[str]) -> list[tuple[str, str, str | None]]:
+    """Run a plan to the end, one node at a time; (node, status, skip cause) in start order."""
+    scheduler = DagScheduler(nodes, concurrency=1)
+    while batch := scheduler.start_ready():
+        uid = batch[0].unique_id
+        scheduler.finish(uid, NodeStatus.error if uid in failing else NodeStatus.success)
+    return [(uid, str(s), scheduler.skip_cause.get(uid)) for uid, s in scheduler.status.items()]
+
+
+def test_reduced_build_graph_gates_and_skips_like_the_full_one() -> None:
+    for failing in ({"orders"}, {"test_orders"}, {"daily"}, set()):
+        assert run_all(reduced_plan(BUILD_DAG), failing) == run_all(plan(BUILD_DAG), failing)
+    assert run_all(reduced_plan(BUILD_DAG), {"test_orders"}) == [
+        ("orders", "success", None), ("test_orders", "error", None),
+        ("daily", "skipped", "test_orders"), ("weekly", "skipped", "test_orders"),
+    ]  # fmt: skip
+
+
+def descendants(nodes: list[PlannedNode]) -> dict[str, set[str]]:
+    below: dict[str, set[str]] = {n.unique_id: set() for n in nodes}
+    for node in reversed(nodes):  # children come later in plan order
+        for position in node.parents:
+            below[nodes[position].unique_id] |= {node.unique_id} | below[node.unique_id]
+    return below
+
+
+def test_reduction_keeps_every_nodes_descendants_on_random_dags() -> None:
+    rng = random.Random(9)
+    for _ in range(30):
+        names = [f"n{i}" for i in range(rng.randint(2, 60))]
+        density = rng.random()
+        parents = {uid: [p for p in names[:i] if rng.random() < density] for i, uid in enumerate(names)}
+        full, reduced = plan(parents), reduced_plan(parents)
+        assert descendants(reduced) == descendants(full)
+        assert sum(len(n.parents) for n in reduced) <= sum(len(n.parents) for n in full)
+        failing = set(rng.sample(names, k=min(3, len(names))))
+        assert run_all(reduced, failing) == run_all(full, failing)

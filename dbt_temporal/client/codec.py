@@ -22,10 +22,14 @@ COMPRESS_ABOVE_BYTES = 128 * 1024
 
 class CompressLargePayloads(PayloadCodec):
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [_compressed(p) if p.ByteSize() > COMPRESS_ABOVE_BYTES else p for p in payloads]
+        return [_encoded(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [_decompressed(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
+
+
+def _encoded(payload: Payload) -> Payload:
+    return _compressed(payload) if payload.ByteSize() > COMPRESS_ABOVE_BYTES else payload
 
 
 def _compressed(payload: Payload) -> Payload:
@@ -34,6 +38,11 @@ def _compressed(payload: Payload) -> Payload:
 
 def _decompressed(payload: Payload) -> Payload:
     return Payload.FromString(zlib.decompress(payload.data))
+
+
+def encoded_size(value: object) -> int:
+    """Bytes `value` takes on the wire, as the server counts them against its payload limits."""
+    return _encoded(pydantic_data_converter.payload_converter.to_payload(value)).ByteSize()
 
 
 data_converter: DataConverter = dataclasses.replace(pydantic_data_converter, payload_codec=CompressLargePayloads())

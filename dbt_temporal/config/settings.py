@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     worker_resource_activity_min_slots: int = Field(default=1, ge=0)
     worker_resource_activity_max_slots: int = Field(default=500, ge=1)
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_max_sessions: int = Field(default=8, ge=1)
     worker_sticky_queue_timeout_secs: float = Field(default=10, gt=0)
     worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
     worker_max_activities_per_second: float | None = Field(default=None, gt=0)

@@ -143,7 +143,8 @@ class InvocationCache:
         key = (session.key, command, invocation_id)
         with self._lock:
             invocation = self._items.get(key)
-            if invocation is None:
+            # A session evicted and parsed again is a new object: the run continues on the new one.
+            if invocation is None or invocation.session is not session:
                 invocation = open_invocation(session, command, invocation_id, started_at)
                 self._items[key] = invocation
             self._items.move_to_end(key)

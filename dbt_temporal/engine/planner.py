@@ -75,10 +75,11 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
     listed = sorted(graph.nodes)
     graph = _without_ephemeral_models(graph, session.manifest)
-    nodes = [_planned(session, uid, sorted(graph.predecessors(uid))) for uid in nx.topological_sort(graph)]
-    nodes = _with_unit_tests(session, nodes, unit_tests)
+    order, parents = _with_unit_tests(session, list(nx.topological_sort(graph)), graph, unit_tests)
+    reduced = reduced_parents(order, parents)
+    nodes = [_planned(session, uid, positions) for uid, positions in zip(order, reduced, strict=True)]
     start_hooks, end_hooks = _project_hooks(session, request.command)
-    executed = [manifest_entry(session.manifest, node.unique_id) for node in nodes] + start_hooks + end_hooks
+    executed = [manifest_entry(session.manifest, uid) for uid in order] + start_hooks + end_hooks
     return Plan(
         project=session.config.project_name,
         target=session.config.target_name,
@@ -129,22 +130,40 @@ def _without_ephemeral_models(graph: nx.DiGraph, manifest: Any) -> nx.DiGraph:
     return graph
 
 
-def _with_unit_tests(session: DbtSession, nodes: list[PlannedNode], unit_tests: list[str]) -> list[PlannedNode]:
-    """In `build`, a model's unit tests run just before it and gate it."""
-    if not unit_tests:
-        return nodes
+def _with_unit_tests(
+    session: DbtSession, order: list[str], graph: nx.DiGraph, unit_tests: list[str]
+) -> tuple[list[str], dict[str, set[str]]]:
+    """Plan order and each node's parents; in `build`, a model's unit tests run just before it and gate it."""
+    parents = {uid: set(graph.predecessors(uid)) for uid in order}
     by_model: dict[str, list[str]] = {}
     for uid in unit_tests:
         model_id = session.manifest.unit_tests[uid].depends_on.nodes[0]
         by_model.setdefault(model_id, []).append(uid)
-    result: list[PlannedNode] = []
-    for node in nodes:
-        for uid in by_model.get(node.unique_id, []):
-            result.append(_planned(session, uid, node.parents))
-        if node.unique_id in by_model:
-            node = node.model_copy(update={"parents": node.parents + by_model[node.unique_id]})
-        result.append(node)
-    return result
+    result: list[str] = []
+    for uid in order:
+        for test_id in by_model.get(uid, []):
+            result.append(test_id)
+            parents[test_id] = set(parents[uid])
+        parents[uid] |= set(by_model.get(uid, []))
+        result.append(uid)
+    return result, parents
+
+
+def reduced_parents(order: list[str], parents: dict[str, set[str]]) -> list[list[int]]:
+    """Each node's parents as positions in `order`, keeping only the edges reachability needs.
+
+    dbt links every upstream test to every downstream node in `build`, so a big
+    project has hundreds of thousands of edges, most implied by others. dbt's
+    gating depends on reachability alone (a node starts once all its ancestors
+    succeeded; a failure skips every descendant), and the transitive reduction
+    keeps exactly the reachability of the full graph with the fewest edges.
+    """
+    dag = nx.DiGraph()
+    dag.add_nodes_from(order)
+    dag.add_edges_from((parent, uid) for uid in order for parent in parents[uid])
+    reduced = nx.transitive_reduction(dag)
+    position = {uid: i for i, uid in enumerate(order)}
+    return [sorted(position[parent] for parent in reduced.predecessors(uid)) for uid in order]
 
 
 def manifest_entry(manifest: Any, unique_id: str) -> Any:
@@ -157,7 +176,7 @@ def manifest_entry(manifest: Any, unique_id: str) -> Any:
     return manifest.functions[unique_id]
 
 
-def _planned(session: DbtSession, uid: str, parents: list[str]) -> PlannedNode:
+def _planned(session: DbtSession, uid: str, parents: list[int]) -> PlannedNode:
     node = manifest_entry(session.manifest, uid)
     return PlannedNode(
         unique_id=uid,

@@ -1,9 +1,18 @@
-"""The worker's warm sessions, one per project and combination of run settings."""
+"""The worker's warm sessions, one per project and combination of run settings.
+
+Each distinct `vars`/`env`/target combination keeps a parsed manifest, an
+adapter and its connections; the pool keeps at most `max_sessions` of them and
+evicts the least recently used, never one that is leased (in use by a plan or a
+node). Evicting closes the session's warehouse connections.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dbt_temporal.config.projects import ProjectDir
@@ -13,17 +22,28 @@ from dbt_temporal.redaction import redact
 
 log = logging.getLogger("dbtt.pool")
 
+DEFAULT_MAX_SESSIONS = 8
+
 
 class UnknownProject(LookupError):
     pass
 
 
 class SessionPool:
-    def __init__(self, projects: dict[str, ProjectDir], work_root: Path, default_target: str | None = None) -> None:
+    def __init__(
+        self,
+        projects: dict[str, ProjectDir],
+        work_root: Path,
+        default_target: str | None = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ) -> None:
         self.projects = projects
         self.work_root = work_root
         self.default_target = default_target
-        self._sessions: dict[str, DbtSession] = {}
+        self.max_sessions = max(1, max_sessions)
+        # Least recently used first.
+        self._sessions: OrderedDict[str, DbtSession] = OrderedDict()
+        self._leases: Counter[str] = Counter()
         self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
@@ -37,32 +57,84 @@ class SessionPool:
             raise UnknownProject(f"unknown project '{name}'; this worker has: {names}")
         return self.projects[name]
 
+    @contextmanager
+    def lease(self, spec: SessionSpec) -> Iterator[DbtSession]:
+        """The warm session for `spec`, kept from eviction until the block ends."""
+        session = self._session(spec, leased=True)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._leases[session.key] -= 1
+                if self._leases[session.key] <= 0:
+                    del self._leases[session.key]
+                evicted = self._take_overflow()
+            _close(evicted)
+
     def get(self, spec: SessionSpec) -> DbtSession:
-        """The warm session for `spec`, parsing the project on first use."""
+        """The warm session for `spec`, parsing the project on first use.
+
+        Unlike `lease`, nothing keeps the session from eviction once other specs
+        are leased; it never evicts on its own.
+        """
+        return self._session(spec, leased=False)
+
+    @property
+    def keys(self) -> list[str]:
+        """Keys of the warm sessions, least recently used first."""
+        with self._lock:
+            return list(self._sessions)
+
+    def _session(self, spec: SessionSpec, leased: bool) -> DbtSession:
         project = self.resolve_project(spec.project)
         spec = spec.model_copy(update={"project": project.name, "target": spec.target or self.default_target})
         key = session_key(project.name, spec)
         with self._lock:
             if key in self._sessions:
-                return self._sessions[key]
+                return self._use(key, leased)
             opening = self._opening.setdefault(key, threading.Lock())
         # Parse outside the pool lock so warm sessions stay available meanwhile.
         with opening:
             with self._lock:
                 if key in self._sessions:
-                    return self._sessions[key]
+                    return self._use(key, leased)
             work_dir = session_work_dir(self.work_root, project.name, key)
             session = open_session(project.path, project.profiles_dir, spec, key, work_dir)
             with self._lock:
                 self._sessions[key] = session
                 self._opening.pop(key, None)
-            return session
+                self._use(key, leased)
+                evicted = self._take_overflow() if leased else []
+        _close(evicted)
+        return session
+
+    def _use(self, key: str, leased: bool) -> DbtSession:
+        """Mark a session most recently used (and leased); call with the pool lock held."""
+        self._sessions.move_to_end(key)
+        if leased:
+            self._leases[key] += 1
+        return self._sessions[key]
+
+    def _take_overflow(self) -> list[DbtSession]:
+        """Remove the least recently used unleased sessions beyond the bound; call with the lock held."""
+        idle = [key for key in self._sessions if not self._leases[key]]
+        excess = len(self._sessions) - self.max_sessions
+        return [self._sessions.pop(key) for key in idle[: max(0, excess)]]
 
     def close(self) -> None:
         with self._lock:
-            for session in self._sessions.values():
-                session.close()
+            sessions = list(self._sessions.values())
             self._sessions.clear()
+        _close(sessions)
+
+
+def _close(sessions: list[DbtSession]) -> None:
+    for session in sessions:
+        log.info("closing the warm session %s of %s", session.key, session.config.project_name)
+        try:
+            session.close()
+        except Exception as err:  # noqa: BLE001 - a connection that fails to close must not fail the node
+            log.warning("could not close the connections of session %s: %s", session.key, type(err).__name__)
 
 
 def ensure_schemas(session: DbtSession) -> None:

@@ -11,8 +11,9 @@ import asyncio
 import contextvars
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 from dbt_common.exceptions import DbtBaseException
@@ -40,6 +41,7 @@ from dbt_temporal.engine.invocation import Invocation, InvocationCache
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
+from dbt_temporal.worker.plan_size import ensure_plan_fits
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
@@ -117,22 +119,25 @@ class DbtActivities:
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
             project = self.pool.resolve_project(request.session.project)
-            session = self.pool.get(request.session)
-            plan = plan_selection(session, request, project.config.retry)
-            if request.command not in LISTING_COMMANDS:
-                ensure_schemas(session)
+            with self.pool.lease(request.session) as session:
+                plan = plan_selection(session, request, project.config.retry)
+                if request.command not in LISTING_COMMANDS:
+                    ensure_schemas(session)
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
             )
-            return plan.model_copy(update={"search_attributes": attributes})
+            return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes}))
 
         try:
             return await self._in_thread(plan)
         except (UnknownProject, DbtBaseException) as err:
             raise configuration_error(err, list(request.session.env.values())) from None
 
-    def _invocation(self, session: SessionSpec, command: str, spec: InvocationSpec) -> Invocation:
-        return self.invocations.get(self.pool.get(session), command, spec.invocation_id, spec.run_started_at)
+    @contextmanager
+    def _invocation(self, session_spec: SessionSpec, command: str, spec: InvocationSpec) -> Iterator[Invocation]:
+        """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
+        with self.pool.lease(session_spec) as session:
+            yield self.invocations.get(session, command, spec.invocation_id, spec.run_started_at)
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:
@@ -141,8 +146,8 @@ class DbtActivities:
         running = RunningNode()
 
         def execute() -> NodeOutcome:
-            invocation = self._invocation(request.session, request.command, request.invocation)
-            return run_node(invocation, request.unique_id, request.index, request.total, running)
+            with self._invocation(request.session, request.command, request.invocation) as invocation:
+                return run_node(invocation, request.unique_id, request.index, request.total, running)
 
         try:
             outcome = await self._in_thread(execute, on_cancel=lambda: cancel_query(running))
@@ -166,8 +171,8 @@ class DbtActivities:
         secrets = list(request.session.env.values())
 
         def run_hooks() -> list[NodeResult]:
-            invocation = self._invocation(request.session, request.command, request.invocation)
-            return run_project_hooks(invocation, request.hook_type, request.results)
+            with self._invocation(request.session, request.command, request.invocation) as invocation:
+                return run_project_hooks(invocation, request.hook_type, request.results)
 
         try:
             results = await self._in_thread(run_hooks)

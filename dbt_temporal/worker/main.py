@@ -54,7 +54,9 @@ async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) ->
     # Node threads hold the interpreter lock for up to the switch interval at a time (5 ms by
     # default); the event loop that reports results and heartbeats waits behind every one of them.
     sys.setswitchinterval(NODE_THREAD_SWITCH_SECONDS)
-    pool = SessionPool(projects, settings.work_root, settings.dbt_target)
+    pool = SessionPool(
+        projects, settings.work_root, settings.dbt_target, max_sessions=settings.worker_max_sessions
+    )
     activities = DbtActivities(
         pool,
         threads=node_threads(settings),

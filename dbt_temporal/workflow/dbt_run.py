@@ -54,7 +54,7 @@ NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Memos are rewritten at most this often: each update is a history event holding the whole memo.
 MEMO_INTERVAL = timedelta(seconds=2)
 # Errors that no retry can fix; activities raise them with these types.
-NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput"]
+NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput", "PlanTooLarge"]
 FAIL_FAST_REASON = "Skipping due to fail_fast"
 CANCELLED_BY_FAIL_FAST = "Cancelled due to fail_fast"
 CANCELLED_RUN = "Run cancelled"

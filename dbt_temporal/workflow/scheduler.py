@@ -22,7 +22,7 @@ class DagScheduler:
         self._children: dict[str, list[str]] = {uid: [] for uid in self.nodes}
         self._unfinished_parents: dict[str, set[str]] = {}
         for node in nodes:
-            parents = {p for p in node.parents if p in self.nodes}
+            parents = {nodes[position].unique_id for position in node.parents}
             self._unfinished_parents[node.unique_id] = parents
             for parent in parents:
                 self._children[parent].append(node.unique_id)
