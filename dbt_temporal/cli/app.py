@@ -217,7 +217,7 @@ def worker(
     target: str = typer.Option(None, "--target", help=_env_help("dbt_target")),
 ) -> None:
     """Run a worker for the configured dbt projects until Ctrl-C or SIGTERM."""
-    from dbt_temporal.worker.main import WorkerStopped, run_worker
+    from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(
         temporal_address=address,
@@ -238,10 +238,7 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         await run_worker(client, settings, stop)
 
-    try:
-        run_async(main())
-    except WorkerStopped as err:
-        fail(str(err), EXIT_RUN_FAILED)
+    run_async(main())
 
 
 def _check_projects(settings: Settings) -> None:
