@@ -1,0 +1,169 @@
+"""The `dbt_run` workflow's own logic, in-process, with stand-in activities instead of dbt.
+
+A real Temporal dev server (the session's) runs the real workflow code; the
+activities answer from a script, so each case takes well under a second and
+covers orderings that are slow or awkward to provoke with real dbt nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import RawValue
+from temporalio.worker import Worker
+
+from dbt_temporal.client.codec import data_converter
+from dbt_temporal.contract import (
+    PLAN_ACTIVITY,
+    PROJECT_HOOKS_ACTIVITY,
+    DbtRunInput,
+    DbtRunOutput,
+    NodeRequest,
+    NodeResult,
+    NodeStatus,
+    Plan,
+    PlannedNode,
+    PlanRequest,
+    ProjectHooksRequest,
+)
+from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
+
+START_HOOK = "operation.p.p-on-run-start-0"
+END_HOOK = "operation.p.p-on-run-end-0"
+
+
+def planned(name: str, *parents: int) -> PlannedNode:
+    return PlannedNode(
+        unique_id=f"model.p.{name}",
+        name=name,
+        resource_type="model",
+        description=f"sql table model main.{name}",
+        parents=list(parents),
+    )
+
+
+PLAN = Plan(
+    project="p",
+    target="dev",
+    threads=2,
+    nodes=[planned("a"), planned("b", 0), planned("c")],
+    stat_line="3 table models, 2 project hooks",
+    start_hooks=1,
+    end_hooks=1,
+)
+
+
+@dataclass
+class Script:
+    """What the stand-in activities answer, and what they were asked."""
+
+    plan: Plan = field(default_factory=lambda: PLAN)
+    failing_nodes: set[str] = field(default_factory=set)
+    start_hook_status: str = "success"
+    hook_requests: list[ProjectHooksRequest] = field(default_factory=list)
+    node_requests: list[NodeRequest] = field(default_factory=list)
+
+    def activities(self) -> list:
+        @activity.defn(name=PLAN_ACTIVITY)
+        async def plan_project(request: PlanRequest) -> Plan:
+            return self.plan
+
+        @activity.defn(name=PROJECT_HOOKS_ACTIVITY)
+        async def project_hooks(request: ProjectHooksRequest) -> list[NodeResult]:
+            self.hook_requests.append(request)
+            start = request.hook_type == "on-run-start"
+            status = self.start_hook_status if start else "success"
+            return [
+                NodeResult(
+                    unique_id=START_HOOK if start else END_HOOK,
+                    status=NodeStatus.success if status == "success" else NodeStatus.error,
+                    dbt_status=status,
+                )
+            ]
+
+        @activity.defn(dynamic=True)
+        async def execute_node(args: Sequence[RawValue]) -> NodeResult:
+            request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
+            self.node_requests.append(request)
+            failed = request.unique_id in self.failing_nodes
+            return NodeResult(
+                unique_id=request.unique_id,
+                status=NodeStatus.error if failed else NodeStatus.success,
+                dbt_status="error" if failed else "success",
+            )
+
+        return [plan_project, project_hooks, execute_node]
+
+
+def run(temporal, script: Script, run_input: DbtRunInput | None = None) -> DbtRunOutput:  # noqa: ANN001
+    async def main() -> DbtRunOutput:
+        client = await Client.connect(temporal.address, data_converter=data_converter)
+        queue = f"logic-{uuid.uuid4().hex[:8]}"
+        async with Worker(client, task_queue=queue, workflows=[DbtRunWorkflow], activities=script.activities()):
+            handle = await client.start_workflow(
+                "dbt_run", run_input or DbtRunInput(), id=queue, task_queue=queue, result_type=DbtRunOutput
+            )
+            try:
+                return await handle.result()
+            except WorkflowFailureError as err:
+                return DbtRunOutput.model_validate(err.cause.details[0])
+
+    return asyncio.run(main())
+
+
+def statuses(output: DbtRunOutput) -> list[tuple[str, str]]:
+    return [(result.unique_id, result.dbt_status) for result in output.node_results]
+
+
+def test_project_hooks_come_first_and_last_and_nodes_share_the_run_invocation(temporal) -> None:  # noqa: ANN001
+    script = Script()
+    output = run(temporal, script)
+
+    assert output.success
+    assert statuses(output)[0] == (START_HOOK, "success")
+    assert statuses(output)[-1] == (END_HOOK, "success")
+    assert output.selected == ["model.p.a", "model.p.b", "model.p.c"]
+    assert {request.invocation.invocation_id for request in script.node_requests} == {output.invocation_id}
+    end = next(request for request in script.hook_requests if request.hook_type == "on-run-end")
+    assert sorted(result.unique_id for result in end.results) == output.selected  # on-run-end sees the results
+
+
+def test_a_failing_start_hook_leaves_the_nodes_running_by_default(temporal) -> None:  # noqa: ANN001
+    output = run(temporal, Script(start_hook_status="error"))
+
+    assert not output.success
+    assert statuses(output) == [
+        (START_HOOK, "error"),
+        ("model.p.a", "success"),
+        ("model.p.b", "success"),
+        ("model.p.c", "success"),
+        (END_HOOK, "success"),
+    ]
+
+
+def test_the_project_flag_skips_every_node_when_a_start_hook_fails(temporal) -> None:  # noqa: ANN001
+    plan = PLAN.model_copy(update={"skip_nodes_if_on_run_start_fails": True})
+    script = Script(plan=plan, start_hook_status="error")
+    output = run(temporal, script)
+
+    assert [status for _, status in statuses(output)] == ["error", "skipped", "skipped", "skipped", "success"]
+    assert script.node_requests == []
+
+
+@pytest.mark.parametrize("fail_fast", [False, True])
+def test_a_failed_node_skips_its_children_and_fail_fast_the_rest(temporal, fail_fast: bool) -> None:  # noqa: ANN001
+    # One thread, so `c` has not started when `a` fails.
+    plan = PLAN.model_copy(update={"threads": 1, "start_hooks": 0, "end_hooks": 0})
+    output = run(temporal, Script(plan=plan, failing_nodes={"model.p.a"}), DbtRunInput(fail_fast=fail_fast))
+
+    assert dict(statuses(output)) == {
+        "model.p.a": "error",
+        "model.p.b": "skipped",
+        "model.p.c": "skipped" if fail_fast else "success",
+    }
