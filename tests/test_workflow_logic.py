@@ -101,20 +101,23 @@ class Script:
         return [plan_project, project_hooks, execute_node]
 
 
-def run(temporal, script: Script, run_input: DbtRunInput | None = None) -> DbtRunOutput:  # noqa: ANN001
-    async def main() -> DbtRunOutput:
-        client = await Client.connect(temporal.address, data_converter=data_converter)
-        queue = f"logic-{uuid.uuid4().hex[:8]}"
-        async with Worker(client, task_queue=queue, workflows=[DbtRunWorkflow], activities=script.activities()):
-            handle = await client.start_workflow(
-                "dbt_run", run_input or DbtRunInput(), id=queue, task_queue=queue, result_type=DbtRunOutput
-            )
-            try:
-                return await handle.result()
-            except WorkflowFailureError as err:
-                return DbtRunOutput.model_validate(err.cause.details[0])
+async def run_with_history(address: str, script: Script, run_input: DbtRunInput) -> tuple[DbtRunOutput, str]:
+    """Run the workflow against the stand-in activities; its output and its history as JSON."""
+    client = await Client.connect(address, data_converter=data_converter)
+    queue = f"logic-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[DbtRunWorkflow], activities=script.activities()):
+        handle = await client.start_workflow("dbt_run", run_input, id=queue, task_queue=queue, result_type=DbtRunOutput)
+        try:
+            output = await handle.result()
+        except WorkflowFailureError as err:
+            output = DbtRunOutput.model_validate(err.cause.details[0])
+        history = await handle.fetch_history()
+    return output, history.to_json()
 
-    return asyncio.run(main())
+
+def run(temporal, script: Script, run_input: DbtRunInput | None = None) -> DbtRunOutput:  # noqa: ANN001
+    output, _ = asyncio.run(run_with_history(temporal.address, script, run_input or DbtRunInput()))
+    return output
 
 
 def statuses(output: DbtRunOutput) -> list[tuple[str, str]]:

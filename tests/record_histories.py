@@ -1,0 +1,51 @@
+"""Record the workflow histories that tests/test_replay.py replays against the current workflow code.
+
+Run from the repository root when a workflow change is meant to be incompatible with runs in flight
+(after versioning it with `workflow.patched`, keep the old histories and add new ones):
+
+    python -m tests.record_histories
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from dbt_temporal.client.devserver import DevServer
+from dbt_temporal.contract import DbtRunInput
+from tests.test_workflow_logic import PLAN, Script, planned, run_with_history
+
+HISTORIES = Path(__file__).resolve().parent / "histories"
+
+# A plan long enough that a low event budget makes the run hand over (continue-as-new).
+LONG_PLAN = PLAN.model_copy(update={"nodes": [planned(f"m{i}", *([i - 1] if i else [])) for i in range(30)]})
+
+SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
+    "success_with_project_hooks": (Script(), DbtRunInput()),
+    "failure_with_fail_fast": (Script(failing_nodes={"model.p.a"}), DbtRunInput(fail_fast=True)),
+    "start_hook_fails_and_skips_nodes": (
+        Script(plan=PLAN.model_copy(update={"skip_nodes_if_on_run_start_fails": True}), start_hook_status="error"),
+        DbtRunInput(),
+    ),
+    "continue_as_new": (Script(plan=LONG_PLAN), DbtRunInput(continue_as_new_after_events=100)),
+}
+
+
+async def record(address: str) -> None:
+    HISTORIES.mkdir(exist_ok=True)
+    for name, (script, run_input) in SCENARIOS.items():
+        _, history = await run_with_history(address, script, run_input)
+        (HISTORIES / f"{name}.json").write_text(history)
+        print(f"recorded {name}")
+
+
+def main() -> None:
+    server = DevServer(ui=False).start()
+    try:
+        asyncio.run(record(server.address))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
