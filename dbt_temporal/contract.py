@@ -127,6 +127,8 @@ class Plan(BaseModel):
     selected: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
+    # Digest of the parsed project (every file dbt read, by content) the plan was made from.
+    manifest_digest: str = ""
     # dbt's count of what this run executes, e.g. "2 table models, 1 seed, 3 project hooks".
     stat_line: str = ""
     # The project's on-run-start / on-run-end hooks (dbt runs them for build, run, test, seed, snapshot).
@@ -144,6 +146,8 @@ class InvocationSpec(BaseModel):
 
     invocation_id: str
     run_started_at: datetime
+    # Digest of the parsed project the run was planned on; a worker whose project differs refuses its nodes.
+    manifest_digest: str = ""
 
 
 class NodeRequest(BaseModel):

@@ -128,6 +128,27 @@ def test_sigterm_lets_the_running_node_finish_and_another_worker_continues(tmp_p
     assert executions(tmp_path) == {"first": 1, "slow": 1, "last": 1}
 
 
+def test_a_worker_on_another_project_version_refuses_the_rest_of_a_run(tmp_path: Path, start_worker) -> None:
+    """A rolling deploy: the run was planned on the old project; the new worker must not mix versions."""
+    project, env = crash_project(tmp_path)
+    first = start_worker(project, WORKER_GRACEFUL_SHUTDOWN_SECS="60", **env)
+    start_without_waiting(first, DbtRunInput(command="run"), "deploy-run")
+    wait_until(lambda: node_status_is(first.address, "deploy-run", "model.crash.slow", "running"), timeout=60)
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(timeout=60) == 0
+
+    (project / "models" / "last.sql").write_text("select id + 2 as id from {{ ref('slow') }}\n")
+    second = start_worker(project, TEMPORAL_TASK_QUEUE=first.task_queue, **env)
+    output = output_of(view_of(second.address, "deploy-run"))
+
+    assert not output.success
+    last = next(r for r in output.node_results if r.unique_id == "model.crash.last")
+    assert last.status == NodeStatus.error
+    assert "differs from the one the run was planned on" in (last.message or "")
+    second.stop()
+    assert executions(tmp_path) == {"first": 1, "slow": 1}  # the new `last` never ran in the old run
+
+
 def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker) -> None:
     project, env = crash_project(tmp_path)
     worker = start_worker(project, **env)

@@ -131,6 +131,19 @@ def _own_hook_copies(task: Any) -> None:
         task.get_hooks_by_type = lambda hook_type: [task.manifest.nodes[h.unique_id] for h in find_hooks(hook_type)]
 
 
+class ManifestMismatch(RuntimeError):
+    """The run was planned on another version of the project than this worker serves."""
+
+
+def check_manifest(session: DbtSession, planned_digest: str) -> None:
+    if planned_digest and planned_digest != session.manifest_digest:
+        raise ManifestMismatch(
+            f"this worker's {session.config.project_name} (version {session.manifest_digest}) differs from the one "
+            f"the run was planned on ({planned_digest}): run it again once every worker on the queue serves the "
+            "same project version"
+        )
+
+
 class InvocationCache:
     """The worker's recent invocations, least recently used dropped first."""
 

@@ -87,6 +87,7 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
         nodes=nodes,
         selected=listed if request.command in LISTING_COMMANDS else [],
         project_summary=_project_summary(session.manifest),
+        manifest_digest=session.manifest_digest,
         stat_line=get_counts(executed),
         start_hooks=len(start_hooks),
         end_hooks=len(end_hooks),

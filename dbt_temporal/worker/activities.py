@@ -37,7 +37,7 @@ from dbt_temporal.contract import (
 from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.hooks import run_project_hooks
-from dbt_temporal.engine.invocation import Invocation, InvocationCache
+from dbt_temporal.engine.invocation import Invocation, InvocationCache, ManifestMismatch, check_manifest
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
@@ -53,6 +53,8 @@ def configuration_error(err: Exception, secret_values: Sequence[str]) -> Applica
     """A failure no retry can fix, carrying dbt's own message."""
     if isinstance(err, UnknownProject):
         return ApplicationError(str(err), type="ProjectNotFound", non_retryable=True)
+    if isinstance(err, ManifestMismatch):
+        return ApplicationError(str(err), type="ProjectVersionMismatch", non_retryable=True)
     message = redact(str(err).strip() or type(err).__name__, secret_values)
     return ApplicationError(message, type="Configuration", non_retryable=True)
 
@@ -130,13 +132,14 @@ class DbtActivities:
 
         try:
             return await self._in_thread(plan)
-        except (UnknownProject, DbtBaseException) as err:
+        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
             raise configuration_error(err, list(request.session.env.values())) from None
 
     @contextmanager
     def _invocation(self, session_spec: SessionSpec, command: str, spec: InvocationSpec) -> Iterator[Invocation]:
         """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
         with self.pool.lease(session_spec) as session:
+            check_manifest(session, spec.manifest_digest)
             yield self.invocations.get(session, command, spec.invocation_id, spec.run_started_at)
 
     @activity.defn(dynamic=True)
@@ -151,7 +154,7 @@ class DbtActivities:
 
         try:
             outcome = await self._in_thread(execute, on_cancel=lambda: cancel_query(running))
-        except (UnknownProject, DbtBaseException) as err:
+        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
         except Exception as err:  # noqa: BLE001 - reported as the node's one-line error
             raise crash_error(err, secrets) from None
@@ -176,7 +179,7 @@ class DbtActivities:
 
         try:
             results = await self._in_thread(run_hooks)
-        except (UnknownProject, DbtBaseException) as err:
+        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
         except Exception as err:  # noqa: BLE001 - reported as the hooks' one-line error
             raise crash_error(err, secrets) from None

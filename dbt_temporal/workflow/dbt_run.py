@@ -143,7 +143,11 @@ class DbtRunWorkflow:
         return self._finish(output, carryover)
 
     def _invocation(self, carryover: Carryover) -> InvocationSpec:
-        return InvocationSpec(invocation_id=carryover.invocation_id, run_started_at=carryover.started_at)
+        return InvocationSpec(
+            invocation_id=carryover.invocation_id,
+            run_started_at=carryover.started_at,
+            manifest_digest=carryover.plan.manifest_digest,
+        )
 
     async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
         """Run the project's hooks of one type on a worker; they never stop the run by themselves."""
