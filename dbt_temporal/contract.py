@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from dbt_temporal.config.project_config import RetryConfig
+from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig
 
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"
@@ -137,6 +137,8 @@ class Plan(BaseModel):
     # The project flag: when an on-run-start hook fails, dbt skips every node instead of running them.
     skip_nodes_if_on_run_start_fails: bool = False
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    # The project's lifecycle hooks (dbt_temporal.yml); a run's own `hooks` replace them.
+    lifecycle_hooks: LifecycleHooks = Field(default_factory=LifecycleHooks)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
 
@@ -193,6 +195,17 @@ class NodeResult(BaseModel):
     completed_at: float | None = None
 
 
+class HookRun(BaseModel):
+    """One lifecycle hook of the run: which workflow it started and how that went."""
+
+    event: str
+    workflow_type: str
+    workflow_id: str
+    # completed, started (fire and forget), failed, or skipped-run (a pre_run hook said to skip)
+    outcome: str
+    error: str | None = None
+
+
 class DbtRunOutput(BaseModel):
     invocation_id: str
     project: str | None = None
@@ -207,6 +220,7 @@ class DbtRunOutput(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
     log_path: str | None = None
     hook_errors: list[str] = Field(default_factory=list)
+    hook_runs: list[HookRun] = Field(default_factory=list)
     summary: str = ""
 
 
@@ -220,6 +234,9 @@ class Carryover(BaseModel):
     results: list[NodeResult]
     # on-run-start hook results (they are not nodes of the plan).
     start_hook_results: list[NodeResult] = Field(default_factory=list)
+    # Lifecycle hooks run so far, and the errors they reported.
+    hook_runs: list[HookRun] = Field(default_factory=list)
+    hook_errors: list[str] = Field(default_factory=list)
     index_of: dict[str, int]
     log: list[str]
     # Log lines written before `log` (dropped to keep the handover small).

@@ -22,7 +22,7 @@ from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
 from dbt_common.events.format import pluralize
 
-from dbt_temporal.config.project_config import RetryConfig
+from dbt_temporal.config.project_config import ProjectConfig
 from dbt_temporal.contract import LISTING_COMMANDS, Plan, PlannedNode, PlanRequest
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
@@ -64,7 +64,7 @@ def make_task(session: DbtSession, command: str, select: str | None, exclude: st
 HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot")
 
 
-def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig) -> Plan:
+def plan_selection(session: DbtSession, request: PlanRequest, project_config: ProjectConfig) -> Plan:
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
@@ -92,7 +92,8 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
         start_hooks=len(start_hooks),
         end_hooks=len(end_hooks),
         skip_nodes_if_on_run_start_fails=bool(getattr(session.flags, "skip_nodes_if_on_run_start_fails", False)),
-        retry=retry,
+        retry=project_config.retry,
+        lifecycle_hooks=project_config.hooks,
     )
 
 

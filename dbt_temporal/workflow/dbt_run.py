@@ -18,8 +18,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from dbt_temporal import __version__
-    from dbt_temporal.config.project_config import RetryConfig
+    from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig, validation_message
     from dbt_temporal.contract import (
         COMMANDS,
         LISTING_COMMANDS,
@@ -43,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from dbt_temporal.redaction import redact
     from dbt_temporal.workflow import runlog
+    from dbt_temporal.workflow.lifecycle import LifecycleHookRunner, PreRunOutcome
     from dbt_temporal.workflow.scheduler import DagScheduler
 
 PLAN_TIMEOUT = timedelta(minutes=10)
@@ -73,6 +76,10 @@ def node_retry_policy(retry: RetryConfig) -> RetryPolicy:
         maximum_interval=timedelta(seconds=retry.max_interval_secs),
         non_retryable_error_types=NON_RETRYABLE,
     )
+
+
+def _lean(result: NodeResult) -> NodeResult:
+    return result.model_copy(update={"compiled_code": None, "timing": []})
 
 
 def _any_failed(results: list[NodeResult]) -> bool:
@@ -113,11 +120,20 @@ class DbtRunWorkflow:
             carryover = await self._start(run)
             if run.command in LISTING_COMMANDS:
                 return self._finish(self._output(run, carryover), carryover)
+            lifecycle = self._lifecycle(run, carryover)
+            pre_run = await lifecycle.pre_run(self._hook_payload(carryover))
+            if pre_run.skip or pre_run.abort:
+                return self._finish(self._ended_before_nodes(run, carryover, pre_run), carryover)
+            if pre_run.extra_env:
+                # Like `env`: what env_var() returns for this run, profiles.yml included; secret too.
+                run = run.model_copy(update={"env": {**(run.env or {}), **pre_run.extra_env}})
+                self._secrets += list(pre_run.extra_env.values())
         else:
             self._results = {r.unique_id: r for r in carryover.results}
             self._index_of = dict(carryover.index_of)
             self._log = list(carryover.log)
             self._log_earlier = carryover.log_earlier
+            lifecycle = self._lifecycle(run, carryover)
 
         plan = carryover.plan
         scheduler = DagScheduler(plan.nodes, carryover.threads)
@@ -140,7 +156,38 @@ class DbtRunWorkflow:
         output.node_results = carryover.start_hook_results + node_results + end_hook_results
         output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
-        return self._finish(output, carryover)
+        event = "on_success" if output.success else "on_failure"
+        if not await lifecycle.post_run(event, self._hook_payload(carryover, output)):
+            output.success = False
+        return self._finish(self._output(run, carryover, output), carryover)
+
+    def _lifecycle(self, run: DbtRunInput, carryover: Carryover) -> LifecycleHookRunner:
+        """The run's own `hooks` replace the project's entirely (empty lists turn them off)."""
+        hooks = carryover.plan.lifecycle_hooks if run.hooks is None else LifecycleHooks.model_validate(run.hooks)
+        return LifecycleHookRunner(hooks, self._say, carryover.hook_runs, carryover.hook_errors)
+
+    def _hook_payload(self, carryover: Carryover, output: DbtRunOutput | None = None) -> dict[str, object]:
+        """What a hook workflow receives by default: env values never, compiled SQL not."""
+        shown = output.model_copy(update={"node_results": [_lean(r) for r in output.node_results]}) if output else None
+        return {
+            "invocation_id": carryover.invocation_id,
+            "input": self._state.command,
+            "plan": carryover.plan.model_dump(mode="json"),
+            "output": shown.model_dump(mode="json") if shown else None,
+        }
+
+    def _ended_before_nodes(self, run: DbtRunInput, carryover: Carryover, pre_run: PreRunOutcome) -> DbtRunOutput:
+        """A pre_run hook skipped the run (a success) or failed with `on_error: fail` (a failure)."""
+        output = self._output(run, carryover)
+        if pre_run.abort:
+            output.success = False
+            output.summary = pre_run.abort
+        else:
+            output.skipped = True
+            output.skip_reason = pre_run.skip_reason
+            output.summary = "Skipped by a pre_run hook" + (f": {pre_run.skip_reason}" if pre_run.skip_reason else "")
+        self._say("", output.summary)
+        return output
 
     def _invocation(self, carryover: Carryover) -> InvocationSpec:
         return InvocationSpec(
@@ -157,7 +204,7 @@ class DbtRunWorkflow:
             command=run.command,
             invocation=self._invocation(carryover),
             hook_type=hook_type,
-            results=[r.model_copy(update={"compiled_code": None, "timing": []}) for r in results],
+            results=[_lean(r) for r in results],
         )
         try:
             hook_results = await workflow.execute_activity(
@@ -202,6 +249,13 @@ class DbtRunWorkflow:
                 type="InvalidInput",
                 non_retryable=True,
             )
+        if run.hooks is not None:
+            try:
+                LifecycleHooks.model_validate(run.hooks)
+            except ValidationError as err:
+                raise ApplicationError(
+                    f"input 'hooks': {validation_message(err)}", type="InvalidInput", non_retryable=True
+                ) from None
         started = workflow.now()
         plan = await self._plan(run)
         if plan.search_attributes:
@@ -224,14 +278,18 @@ class DbtRunWorkflow:
             log=[],
         )
 
-    def _output(self, run: DbtRunInput, carryover: Carryover) -> DbtRunOutput:
-        return DbtRunOutput(
+    def _output(self, run: DbtRunInput, carryover: Carryover, output: DbtRunOutput | None = None) -> DbtRunOutput:
+        """The run's output (a new one, or `output` completed) with the lifecycle hooks' record."""
+        output = output or DbtRunOutput(
             invocation_id=carryover.invocation_id,
             project=carryover.plan.project,
             command=run.command,
             success=True,
             selected=carryover.plan.selected,
         )
+        output.hook_runs = list(carryover.hook_runs)
+        output.hook_errors = list(carryover.hook_errors)
+        return output
 
     def _say(self, *lines: str) -> None:
         self._log.extend(redact(line, self._secrets) for line in lines)
