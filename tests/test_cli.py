@@ -161,7 +161,7 @@ def test_help_names_the_environment_variables() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["submit"], ["status"], ["cancel", "some-run"], ["reset", "some-run"], ["healthcheck"], ["worker"], ["dev"]],
+    [["submit"], ["status"], ["cancel", "some-run"], ["reset", "some-run"], ["worker"], ["dev"]],
 )
 def test_a_bad_setting_is_one_line_and_exit_2_from_every_subcommand(args: list[str]) -> None:
     result = dbtt(*args, env={"TEMPORAL_SEARCH_ATTRIBUTES": "not json"})
@@ -171,6 +171,17 @@ def test_a_bad_setting_is_one_line_and_exit_2_from_every_subcommand(args: list[s
         'error: TEMPORAL_SEARCH_ATTRIBUTES: must be a JSON object of strings, like {"team": "data"}'
     ]
     assert result.stdout == ""
+
+
+def test_healthcheck_reads_only_the_health_file_so_a_bad_setting_never_fails_the_probe(tmp_path: Path) -> None:
+    probe = tmp_path / "health"
+    probe.touch()
+
+    result = dbtt("healthcheck", "--health-file", str(probe), env={"TEMPORAL_SEARCH_ATTRIBUTES": "not json"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("healthy: ")
+    assert result.stderr == ""
 
 
 def test_client_commands_ignore_worker_only_settings_the_worker_rejects(temporal) -> None:  # noqa: ANN001

@@ -434,7 +434,7 @@ def submit(
         started.append(run_id)
         if output == OutputFormat.text:
             say_started(settings, run_id)
-        return await watch(client, handle, output, follow=wait)
+        return await watch(client, handle, output) if wait else await fetch_view(handle)
 
     view = run_watching(main(), started)
     if not wait:
@@ -638,7 +638,7 @@ def reset(
         started.append(handle.id)
         if output == OutputFormat.text:
             say_started(settings, handle.id)
-        return await watch(client, handle, output, follow=wait)
+        return await watch(client, handle, output) if wait else await fetch_view(handle)
 
     view = run_watching(main(), started)
     if not wait:

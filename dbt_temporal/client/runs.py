@@ -17,6 +17,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import LISTING_COMMANDS, WORKFLOW_TYPE, DbtRunInput, DbtRunOutput, NodeStatus
@@ -170,14 +171,23 @@ async def start_on_queue(client: Client, task_queue: str, run: DbtRunInput, work
 
 
 async def worker_polls(client: Client, task_queue: str) -> bool:
-    """Whether a worker has polled the task queue lately (Temporal's task queue description)."""
-    response = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    """Whether a worker has polled the task queue lately (Temporal's task queue description).
+
+    When the server will not describe the queue (a permission, an old server), say yes: the
+    answer only decides whether to warn, and a false warning is worse than none.
+    """
+    try:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
         )
-    )
+    except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+        return True
     seen_since = datetime.now(UTC) - POLLER_SEEN_WITHIN
     return any(p.last_access_time.ToDatetime().replace(tzinfo=UTC) >= seen_since for p in response.pollers)
 
