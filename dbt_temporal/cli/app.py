@@ -56,7 +56,9 @@ from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POLL_SECONDS = 0.5
-# While a run waits, how often to ask whether any worker polls its task queue.
+# While a run waits, whether any worker polls its task queue: first asked after a few seconds
+# (a worker started together with the run needs them to poll), then every ten.
+IDLE_QUEUE_FIRST_CHECK_SECONDS = 5.0
 IDLE_QUEUE_CHECK_SECONDS = 10.0
 T = TypeVar("T")
 S = TypeVar("S", bound=Settings)
@@ -182,7 +184,7 @@ class IdleQueueWarning:
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._next_check = 0.0
+        self._next_check = asyncio.get_running_loop().time() + IDLE_QUEUE_FIRST_CHECK_SECONDS
         self._warned = False
 
     async def check(self, view: RunView) -> None:
@@ -528,6 +530,9 @@ def dev(
 
     async def main(server: DevServer) -> RunView:
         local = settings.model_copy(update={"temporal_address": server.address, "temporal_ui_url": server.ui_url})
+        if "worker_graceful_shutdown_secs" not in settings.model_fields_set:
+            # The dev server and its runs end with this command: nothing is gained by letting nodes finish.
+            local.worker_graceful_shutdown_secs = 0
         client = await connect(local)
         stop = asyncio.Event()
         worker_task = asyncio.create_task(run_worker(client, local, stop))
