@@ -89,7 +89,8 @@ class Watching:
             text=True,
         )
         self.stderr_lines: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
 
     def _pump(self) -> None:
         assert self.process.stderr is not None
@@ -101,10 +102,13 @@ class Watching:
         return "".join(self.stderr_lines)
 
     def interrupt(self) -> tuple[int, str]:
-        """Ctrl-C; returns the exit code and stdout."""
+        """Ctrl-C; returns the exit code and stdout, once stderr has been read to its end."""
+        assert self.process.stdout is not None
         self.process.send_signal(signal.SIGINT)
-        stdout, _ = self.process.communicate(timeout=30)
-        return self.process.returncode, stdout
+        code = self.process.wait(timeout=30)
+        stdout = self.process.stdout.read()
+        self._pump_thread.join(timeout=10)
+        return code, stdout
 
 
 def test_the_committed_schema_is_the_models_schema() -> None:
