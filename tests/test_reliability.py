@@ -157,9 +157,9 @@ def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker)
 
     result = dbtt("cancel", "cancel-run", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
 
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     view = json.loads(result.stdout)
-    assert view["status"] == "canceled"
+    assert view["status"] == "cancelled"
     assert view["node_status"] == {
         "model.crash.first": "success",
         "model.crash.slow": "cancelled",
@@ -224,7 +224,7 @@ def test_cancel_interrupts_a_long_duckdb_query(tmp_path: Path, start_worker) -> 
 
     result = dbtt("cancel", "duckdb-cancel", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
 
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["node_status"] == {"model.flaky.endless": "cancelled"}
     # Without the interrupt the query would run for minutes and the worker would give up on it
     # only after its 30 s grace; interrupted, the node stops as soon as the cancellation arrives.

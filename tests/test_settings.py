@@ -54,3 +54,19 @@ def test_missing_project_and_profiles_are_clear(tmp_path: Path) -> None:
     project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
     with pytest.raises(ProjectConfigError, match="no profiles.yml"):
         discover_projects(Settings(dbt_project_dir=project, dbt_profiles_dir=tmp_path / "nowhere"))
+
+
+def test_profiles_are_found_in_home_dbt_when_the_project_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
+    profiles = (project / "profiles.yml").read_text()
+    (project / "profiles.yml").unlink()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    with pytest.raises(ProjectConfigError, match=r"no profiles.yml in .*shop or .*home/\.dbt; set DBT_PROFILES_DIR"):
+        discover_projects(Settings(dbt_project_dir=project))
+
+    (tmp_path / "home" / ".dbt").mkdir(parents=True)
+    (tmp_path / "home" / ".dbt" / "profiles.yml").write_text(profiles)
+    assert discover_projects(Settings(dbt_project_dir=project))["shop"].profiles_dir == tmp_path / "home" / ".dbt"
