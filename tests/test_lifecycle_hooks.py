@@ -7,12 +7,14 @@ hooks are real workflows (tests/hook_workflows.py) on the same real dev server.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.worker import Worker
 
 from dbt_temporal.client.codec import data_converter
 from dbt_temporal.config.project_config import ProjectConfigFileError, load_project_config
@@ -146,3 +148,35 @@ def test_the_plans_hooks_apply_unless_the_run_brings_its_own(temporal) -> None: 
     output, _ = hooked_run(temporal, {"pre_run": []}, script)  # empty lists turn the project's hooks off
 
     assert output.success and not output.skipped and output.hook_runs == []
+
+
+def test_extra_env_reaches_env_var_and_profiles_yml_on_a_real_worker(shop: Path, tmp_path: Path, start_worker) -> None:
+    """`dbtt submit --hooks`: a pre_run hook points the run at another DuckDB file and sets a model's value."""
+    from tests.support import dbtt, table_rows
+
+    (shop / "models" / "hook_label.sql").write_text("select '{{ env_var('HOOK_LABEL', 'none') }}' as label\n")
+    worker = start_worker(shop)
+    hook_queue = f"hooks-{uuid.uuid4().hex[:8]}"
+    elsewhere = tmp_path / "chosen-by-the-hook.duckdb"
+    give = {"extra_env_to_give": {"SHOP_DUCKDB_PATH": str(elsewhere), "HOOK_LABEL": "label-from-hook"}}
+    hooks = {"pre_run": [{"workflow_type": "resolve_credentials", "task_queue": hook_queue, "input": give}]}
+
+    async def main() -> tuple[int, str, str]:
+        client = await Client.connect(worker.address, data_converter=data_converter)
+        async with Worker(client, task_queue=hook_queue, workflows=HOOK_WORKFLOWS):
+            done = await asyncio.to_thread(
+                dbtt, "submit", "-s", "hook_label", "--hooks", json.dumps(hooks), "--output", "json",
+                env={"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue},
+            )  # fmt: skip
+            return done.returncode, done.stdout, done.stderr
+
+    code, stdout, stderr = asyncio.run(main())
+
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert [run["outcome"] for run in report["hook_runs"]] == ["completed"]
+    worker.stop()  # DuckDB lets one process hold a file
+    assert table_rows(elsewhere, "hook_label") == [("label-from-hook",)]
+    default = shop / "shop.duckdb"
+    tables = "(select table_name from duckdb_tables())"
+    assert not default.exists() or ("hook_label",) not in table_rows(default, tables)

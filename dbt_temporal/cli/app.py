@@ -50,6 +50,7 @@ from dbt_temporal.client.runs import (
     ui_link,
     worker_polls,
 )
+from dbt_temporal.config.project_config import LifecycleHooks, validation_message
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
@@ -358,6 +359,30 @@ def _run_input(
     )
 
 
+def parse_hooks(raw: str | None, no_hooks: bool) -> dict[str, Any] | None:
+    """--hooks as a file or inline YAML/JSON (the `hooks:` mapping of dbt_temporal.yml); --no-hooks as none."""
+    if no_hooks and raw is not None:
+        fail("--hooks and --no-hooks contradict each other; give one of them")
+    if no_hooks:
+        return {}
+    if raw is None:
+        return None
+    path = Path(raw)
+    try:
+        data = yaml.safe_load(path.read_text() if path.is_file() else raw)
+    except (OSError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict) and set(data) == {"hooks"}:
+        data = data["hooks"]
+    if not isinstance(data, dict):
+        fail("--hooks takes a file or inline YAML/JSON with pre_run, on_success and on_failure lists")
+    try:
+        LifecycleHooks.model_validate(data)
+    except ValidationError as err:
+        fail(f"--hooks: {validation_message(err)}")
+    return data
+
+
 def _complete_command(incomplete: str) -> list[str]:
     return [command for command in COMMANDS if command.startswith(incomplete)]
 
@@ -412,6 +437,13 @@ def submit(
     env: list[str] = EnvOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
+    hooks: str = typer.Option(
+        None,
+        "--hooks",
+        metavar="FILE|JSON",
+        help="Lifecycle hooks for this run (pre_run, on_success, on_failure), replacing dbt_temporal.yml's.",
+    ),
+    no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no lifecycle hooks, dbt_temporal.yml's included."),
     workflow_id: str = typer.Option(None, "--workflow-id", help="Workflow id (default: a readable generated one)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Watch the run until it ends."),
     output: OutputFormat = OutputOption,
@@ -427,6 +459,7 @@ def submit(
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
     run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run)
     started: list[str] = []
 
