@@ -57,6 +57,8 @@ class DbtRunInput(BaseModel):
     # History events one workflow run may use before handing over to a fresh run
     # (continue-as-new), which keeps very large DAGs inside Temporal's history limits.
     continue_as_new_after_events: int = Field(default=20_000, ge=100)
+    # The same bound on the history's encoded size, in bytes (Temporal fails a run at 50 MB).
+    continue_as_new_after_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
     # Set only by the workflow itself when it continues as new: what the previous run did.
     carryover: Carryover | None = None
 
