@@ -122,13 +122,19 @@ class Plan(BaseModel):
     target: str
     threads: int
     nodes: list[PlannedNode]
-    # Everything dbt selected, ephemeral models included (what `dbt ls` prints).
-    selected: list[str] = Field(default_factory=list)
+    # What dbt selected but the plan does not run (ephemeral models): kept apart so that the
+    # plan, which can be large, names every node once.
+    not_run: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
     retry: RetryConfig = Field(default_factory=RetryConfig)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def selected(self) -> list[str]:
+        """Everything dbt selected, ephemeral models included (what `dbt ls` prints)."""
+        return sorted([node.unique_id for node in self.nodes] + self.not_run)
 
 
 class NodeRequest(BaseModel):

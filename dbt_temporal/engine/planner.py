@@ -63,7 +63,7 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
             queue = task.get_graph_queue()
             graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
-    selected = sorted(graph.nodes)
+    selected = set(graph.nodes)
     graph = _without_ephemeral_models(graph, session.manifest)
     order, parents = _with_unit_tests(session, list(nx.topological_sort(graph)), graph, unit_tests)
     reduced = reduced_parents(order, parents)
@@ -73,7 +73,7 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
         target=session.config.target_name,
         threads=session.config.threads,
         nodes=nodes,
-        selected=selected,
+        not_run=sorted(selected - set(order)),
         project_summary=_project_summary(session.manifest),
         retry=retry,
     )
