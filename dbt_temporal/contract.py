@@ -60,6 +60,8 @@ class DbtRunInput(BaseModel):
     # History events one workflow run may use before handing over to a fresh run
     # (continue-as-new), which keeps very large DAGs inside Temporal's history limits.
     continue_as_new_after_events: int = Field(default=20_000, ge=100)
+    # The same bound on the history's encoded size, in bytes (Temporal fails a run at 50 MB).
+    continue_as_new_after_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
     # Set only by the workflow itself when it continues as new: what the previous run did.
     carryover: Carryover | None = None
 
@@ -123,8 +125,9 @@ class Plan(BaseModel):
     target: str
     threads: int
     nodes: list[PlannedNode]
-    # What `dbt ls` prints (ephemeral models included); empty for commands that execute nodes.
-    selected: list[str] = Field(default_factory=list)
+    # What dbt selected but the plan does not run (ephemeral models): kept apart so that the
+    # plan, which can be large, names every node once.
+    not_run: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
     # Digest of the parsed project (every file dbt read, by content) the plan was made from.
@@ -141,6 +144,11 @@ class Plan(BaseModel):
     lifecycle_hooks: LifecycleHooks = Field(default_factory=LifecycleHooks)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def selected(self) -> list[str]:
+        """Everything dbt selected, ephemeral models included (what `dbt ls` prints)."""
+        return sorted([node.unique_id for node in self.nodes] + self.not_run)
 
 
 class InvocationSpec(BaseModel):

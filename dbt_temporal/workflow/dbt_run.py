@@ -10,7 +10,7 @@ history grows past Temporal's limits.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -54,7 +54,8 @@ NODE_TIMEOUT = timedelta(hours=6)
 HOOKS_TIMEOUT = NODE_TIMEOUT
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# Memos are rewritten at most this often: each update is a history event holding the whole memo.
+# Memos are rewritten at most this often, and only when something changed: each update is a
+# history event holding the whole memo.
 MEMO_INTERVAL = timedelta(seconds=2)
 # Errors that no retry can fix; activities raise them with these types.
 NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput", "PlanTooLarge"]
@@ -100,7 +101,8 @@ class DbtRunWorkflow:
         self._log: list[str] = []
         self._secrets: list[str] = []
         self._memo_dirty = False
-        self._memo_flushed_at: datetime | None = None
+        # Whether this workflow run (not the chain) has started a node; see `_history_is_long`.
+        self._started_here = False
         self._run_cancelled = False
         self._results: dict[str, NodeResult] = {}
         self._index_of: dict[str, int] = {}
@@ -292,7 +294,9 @@ class DbtRunWorkflow:
         return output
 
     def _say(self, *lines: str) -> None:
+        """Add run log lines; every change of a run's state says a line, so this also marks the memo stale."""
         self._log.extend(redact(line, self._secrets) for line in lines)
+        self._memo_dirty = True
 
     async def _plan(self, run: DbtRunInput) -> Plan:
         request = PlanRequest(
@@ -343,7 +347,7 @@ class DbtRunWorkflow:
                 )
                 running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
                 self._say(runlog.start_line(self._index(uid), total, node))
-            self._memo_dirty = True
+                self._started_here = True
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
@@ -365,10 +369,10 @@ class DbtRunWorkflow:
             self._say(runlog.finish_line(self._index(uid), total, nodes[uid], self._results[uid]))
 
         start_ready()
+        memo_keeper = asyncio.ensure_future(self._keep_memo())
         try:
             while running:
-                wait_for_memo = self._flush_memo_if_due()
-                done, _ = await workflow.wait(list(running), timeout=wait_for_memo, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     running.pop(task)
                     record(task.result())
@@ -376,6 +380,8 @@ class DbtRunWorkflow:
         except asyncio.CancelledError:
             await self._cancel(running, scheduler)
             raise
+        finally:
+            memo_keeper.cancel()
 
     async def _cancel(self, running: dict[asyncio.Task[NodeResult], PlannedNode], scheduler: DagScheduler) -> None:
         """The run was cancelled: stop every running node (their queries too) and wait for them."""
@@ -421,9 +427,21 @@ class DbtRunWorkflow:
             return NodeResult(unique_id=node.unique_id, status=NodeStatus.error, dbt_status="error", message=message)
 
     def _history_is_long(self, run: DbtRunInput) -> bool:
+        """Whether to stop starting nodes and hand over to a fresh run (continue-as-new).
+
+        Decided on the history's real length and size against the run's own bounds, well
+        inside Temporal's limits (51,200 events, 50 MB). The server's suggestion comes much
+        earlier (a few thousand events) and would hand over, draining every slot, many
+        times per big run, so it is not followed alone. A run that has not started a node
+        never hands over: one whose carryover alone passed the bounds would otherwise
+        continue as new forever without running anything.
+        """
+        if not self._started_here:
+            return False
         info = workflow.info()
         return (
-            info.is_continue_as_new_suggested() or info.get_current_history_length() > run.continue_as_new_after_events
+            info.get_current_history_length() > run.continue_as_new_after_events
+            or info.get_current_history_size() > run.continue_as_new_after_bytes
         )
 
     def _continue_as_new(self, run: DbtRunInput, carryover: Carryover) -> None:
@@ -439,15 +457,16 @@ class DbtRunWorkflow:
             run.model_copy(update={"carryover": handover}), memo={"command": self._state.command, **self._live_memo()}
         )
 
-    def _flush_memo_if_due(self) -> float | None:
-        """Flush the memo when it is due; else the seconds until it is, if something changed."""
-        if not self._memo_dirty:
-            return None
-        now = workflow.now()
-        if self._memo_flushed_at is None or now - self._memo_flushed_at >= MEMO_INTERVAL:
+    async def _keep_memo(self) -> None:
+        """Flush the memo when something changed, then rest for MEMO_INTERVAL.
+
+        One timer per flush, and only while the run changes; waiting for nodes with a
+        timeout instead would start and cancel a timer on every turn of the node loop.
+        """
+        while True:
+            await workflow.wait_condition(lambda: self._memo_dirty)
             self._flush_memo()
-            return None
-        return (MEMO_INTERVAL - (now - self._memo_flushed_at)).total_seconds()
+            await asyncio.sleep(MEMO_INTERVAL.total_seconds())
 
     def _live_memo(self) -> dict[str, object]:
         return {
@@ -461,7 +480,6 @@ class DbtRunWorkflow:
             return
         workflow.upsert_memo(self._live_memo())
         self._memo_dirty = False
-        self._memo_flushed_at = workflow.now()
 
     def _finish(self, output: DbtRunOutput, carryover: Carryover) -> DbtRunOutput:
         output.elapsed_time = (workflow.now() - carryover.started_at).total_seconds()
