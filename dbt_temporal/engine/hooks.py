@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -65,6 +66,16 @@ def _as_dbt_result(invocation: Invocation, result: NodeResult) -> RunResult:
         adapter_response=result.adapter_response,
         message=result.message,
         failures=result.failures,
-        node=manifest_entry(invocation.session.manifest, result.unique_id),
+        node=_as_run(manifest_entry(invocation.session.manifest, result.unique_id), result),
         batch_results=None,
     )
+
+
+def _as_run(node: Any, result: NodeResult) -> Any:
+    """The node as the run left it: compiled, when it was (dbt's `results` carry the compiled code)."""
+    if result.compiled_code is None or not hasattr(node, "compiled_code"):
+        return node
+    compiled = copy.copy(node)  # the manifest's node is shared by every run
+    compiled.compiled = True
+    compiled.compiled_code = result.compiled_code
+    return compiled

@@ -206,7 +206,8 @@ class DbtRunWorkflow:
             command=run.command,
             invocation=self._invocation(carryover),
             hook_type=hook_type,
-            results=[_lean(r) for r in results],
+            # As in dbt's `results`: compiled code included (elementary and dbt_artifacts read it).
+            results=[r.model_copy(update={"timing": []}) for r in results],
         )
         try:
             hook_results = await workflow.execute_activity(
@@ -354,15 +355,14 @@ class DbtRunWorkflow:
             self._results[uid] = result
             self._say(runlog.finish_line(self._index(uid), total, nodes[uid], result))
             for skipped in scheduler.finish(uid, result.status):
-                cause = nodes[scheduler.skip_cause[skipped]].name
-                record_skip(skipped, f"Skipped because {cause} did not succeed")
+                record_skip(skipped, None)  # as in dbt's run_results: a skipped child has no message
             if run.fail_fast and result.status == NodeStatus.error:
                 for task in running:
                     task.cancel()
                 for skipped in scheduler.skip_pending(FAIL_FAST_REASON):
                     record_skip(skipped, FAIL_FAST_REASON)
 
-        def record_skip(uid: str, message: str) -> None:
+        def record_skip(uid: str, message: str | None) -> None:
             self._results[uid] = NodeResult(
                 unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=message
             )
