@@ -51,8 +51,7 @@ def first_line(text: str | None) -> str:
 
 
 def run_dbt(project: Path, args: argparse.Namespace) -> Side:
-    # A full parse every time, as dbtt's sessions do: dbt's partial parsing can itself change what is built.
-    extra = [args.command, "--no-partial-parse", *_selection(args), *(["--target", args.target] if args.target else [])]
+    extra = [args.command, *_selection(args), *(["--target", args.target] if args.target else [])]
     extra += ["--vars", json.dumps(args.vars)] if args.vars else []
     build: DbtBuild | None = None
     for _ in range(args.runs):
@@ -125,15 +124,22 @@ def relations_of(project: Path) -> dict[str, Relation]:
 
 
 def _relation(connection: duckdb.DuckDBPyConnection, relation: str) -> Relation:
-    """Row count and sum of row hashes (sum, not xor, so duplicate rows still count)."""
+    """Row count, sum of row hashes (sum, not xor, so duplicate rows still count) and a hash per column.
+
+    Rows are hashed over the columns sorted by name: the column order is compared on its own, because
+    dbt itself can vary it between processes (a Jinja `set` iterates in Python's per-process hash order).
+    """
     try:
-        rows, content = connection.execute(f"select count(*), sum(hash(t)::hugeint) from {relation} t").fetchone()
-        columns = [row[0] for row in connection.execute(f"describe {relation}").fetchall()]
-        sums = ", ".join(f'sum(hash("{c}")::hugeint)' for c in columns)
-        per_column = connection.execute(f"select {sums} from {relation}").fetchone() if columns else ()
+        names = [row[0] for row in connection.execute(f"describe {relation}").fetchall()]
+        quoted = [f'"{name}"' for name in names]
+        per_column = ", ".join(f"sum(hash({q})::hugeint)" for q in quoted)
+        row_hash = f"sum(hash({', '.join(sorted(quoted))})::hugeint)" if quoted else "0"
+        rows, content, *sums = connection.execute(
+            f"select count(*), {row_hash}, {per_column or 0} from {relation}"
+        ).fetchone()
     except duckdb.Error as error:
         return Relation(None, f"unreadable: {first_line(str(error))}")
-    return Relation(rows, str(content), {c: str(h) for c, h in zip(columns, per_column, strict=True)})
+    return Relation(rows, str(content), {name: str(value) for name, value in zip(names, sums, strict=False)})
 
 
 @dataclass
@@ -144,6 +150,7 @@ class Comparison:
     dbt_counts: dict[str, int]
     dbtt_counts: dict[str, int]
     relation_differences: list[dict[str, object]]
+    column_order_differences: list[str]
     relations: int
     speed: dict[str, float | None]
 
@@ -174,6 +181,7 @@ def compare(
         dbt_counts=dict(Counter(dbt.statuses.values())),
         dbtt_counts=dict(Counter(dbtt.statuses.values())),
         relation_differences=_relation_differences(dbt_relations, dbtt_relations),
+        column_order_differences=_column_orders(dbt_relations, dbtt_relations),
         relations=len(dbt_relations.keys() | dbtt_relations.keys()),
         speed=_speed(dbt, dbtt),
     )
@@ -185,7 +193,7 @@ def _relation_differences(dbt: dict[str, Relation], dbtt: dict[str, Relation]) -
         a, b = dbt.get(key), dbtt.get(key)
         if a is None or b is None:
             differences.append({"relation": key, "only_in": "dbt" if b is None else "dbtt"})
-        elif (a.rows, a.content) != (b.rows, b.content):
+        elif (a.rows, a.content) != (b.rows, b.content) or a.columns.keys() != b.columns.keys():
             columns = sorted(c for c in a.columns.keys() | b.columns.keys() if a.columns.get(c) != b.columns.get(c))
             differences.append(
                 {"relation": key, "dbt_rows": a.rows, "dbtt_rows": b.rows, "columns": columns}
@@ -193,6 +201,16 @@ def _relation_differences(dbt: dict[str, Relation], dbtt: dict[str, Relation]) -
                 | ({"dbtt_error": b.content} if b.rows is None else {})
             )
     return differences
+
+
+def _column_orders(dbt: dict[str, Relation], dbtt: dict[str, Relation]) -> list[str]:
+    """Relations whose columns are the same but in another order (reported, not a mismatch: see `_relation`)."""
+    both = sorted(dbt.keys() & dbtt.keys())
+    return [
+        key
+        for key in both
+        if list(dbt[key].columns) != list(dbtt[key].columns) and dbt[key].columns.keys() == dbtt[key].columns.keys()
+    ]
 
 
 def _speed(dbt: Side, dbtt: Side) -> dict[str, float | None]:
@@ -227,6 +245,7 @@ def render(comparison: Comparison, dbt: Side, dbtt: Side) -> str:
     lines += [f"  only in dbtt  {uid} ({dbtt.statuses[uid]})" for uid in comparison.dbtt_only]
     lines.append(f"relations: {comparison.relations}, differing: {len(comparison.relation_differences)}")
     lines += [f"  {json.dumps(difference)}" for difference in comparison.relation_differences]
+    lines += [f"  same columns in another order: {key}" for key in comparison.column_order_differences]
     speed = comparison.speed
     lines.append(
         f"speed: elapsed_time dbt {speed['dbt_elapsed_s']}s, dbtt {speed['dbtt_elapsed_s']}s "

@@ -53,3 +53,15 @@ def test_changed_column_and_status_and_missing_node_are_reported(tmp_path: Path)
     assert differing["bench.duckdb/main.orders"]["columns"] == ["status"]
     assert differing["bench.duckdb/main.open_orders"]["dbtt_rows"] == 0
     assert result.speed["elapsed_ratio"] == 1.0
+
+
+def test_same_columns_in_another_order_match_and_are_listed(tmp_path: Path) -> None:
+    a = relations_of(_database(tmp_path / "a", [(1, "open")]))
+    b_dir = tmp_path / "b"
+    b_dir.mkdir()
+    with duckdb.connect(str(b_dir / "bench.duckdb")) as connection:
+        connection.execute("create table orders as select 'open' as status, 1 as id")
+        connection.execute("create view open_orders as select id, status from orders where status = 'open'")
+    result = compare(_side({}), _side({}), a, relations_of(b_dir))
+    assert result.matches
+    assert result.column_order_differences == ["bench.duckdb/main.orders"]
