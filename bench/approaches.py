@@ -71,7 +71,9 @@ def dbt_build(
             cwd=project,
         )
     wall = time.perf_counter() - started
-    results = json.loads((project / "target" / "run_results.json").read_text())
+    run_results = project / "target" / "run_results.json"
+    # Missing when dbt stopped before running a node (e.g. a parse error); its log says why.
+    results = json.loads(run_results.read_text()) if run_results.is_file() else {"results": []}
     return DbtBuild(
         wall_seconds=wall,
         ok=completed.returncode == 0,

@@ -1,7 +1,7 @@
 """Node-for-node comparison of plain `dbt build` and dbtt on one real project (see bench/README.md).
 
 python -m bench.compare PROJECT_DIR [--profiles-dir DIR] [--target T] [--command build] [--select ...]
-                        [--vars YAML] [--runs 2] [--json FILE]
+                        [--vars YAML] [--ignore-column NAME ...] [--runs 2] [--json FILE]
 
 The project is copied twice; copy A runs plain dbt, copy B a real `dbtt worker` on a Temporal dev
 server. Each side gets its own DuckDB file through $BENCH_DUCKDB_PATH (the profile must read its `path`
@@ -47,7 +47,8 @@ class Side:
 
 
 def first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
+    lines = (text or "").strip().splitlines()
+    return lines[0][:200] if lines else ""
 
 
 def run_dbt(project: Path, args: argparse.Namespace) -> Side:
@@ -57,7 +58,11 @@ def run_dbt(project: Path, args: argparse.Namespace) -> Side:
     for _ in range(args.runs):
         build = approaches.dbt_build(project, None, extra, args.profiles_dir)
     assert build is not None
-    results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+    run_results = project / "target" / "run_results.json"
+    if not run_results.is_file():  # dbt stopped before running anything (e.g. a parse error)
+        error = f"dbt wrote no run_results.json; see {project / 'bench-dbt.log'}"
+        return Side(False, build.wall_seconds, 0.0, {}, {}, error)
+    results = json.loads(run_results.read_text())["results"]
     return Side(
         ok=build.ok,
         wall_seconds=build.wall_seconds,
@@ -108,8 +113,11 @@ class Relation:
     columns: dict[str, str] = field(default_factory=dict)  # per-column hash, to name what differs
 
 
-def relations_of(project: Path) -> dict[str, Relation]:
-    """Every table and view in every DuckDB file of a project copy, keyed by file/schema.name."""
+def relations_of(project: Path, ignored: frozenset[str] = frozenset()) -> dict[str, Relation]:
+    """Every table and view in every DuckDB file of a project copy, keyed by file/schema.name.
+
+    `ignored`: lower-case column names left out everywhere (values that differ between any two runs).
+    """
     found: dict[str, Relation] = {}
     for database in sorted(project.rglob("*.duckdb")):
         with duckdb.connect(str(database), read_only=True) as connection:
@@ -119,18 +127,19 @@ def relations_of(project: Path) -> dict[str, Relation]:
             ).fetchall()
             for schema, name in listed:
                 key = f"{database.relative_to(project)}/{schema}.{name}"
-                found[key] = _relation(connection, f'"{catalog}"."{schema}"."{name}"')
+                found[key] = _relation(connection, f'"{catalog}"."{schema}"."{name}"', ignored)
     return found
 
 
-def _relation(connection: duckdb.DuckDBPyConnection, relation: str) -> Relation:
+def _relation(connection: duckdb.DuckDBPyConnection, relation: str, ignored: frozenset[str]) -> Relation:
     """Row count, sum of row hashes (sum, not xor, so duplicate rows still count) and a hash per column.
 
     Rows are hashed over the columns sorted by name: the column order is compared on its own, because
     dbt itself can vary it between processes (a Jinja `set` iterates in Python's per-process hash order).
     """
     try:
-        names = [row[0] for row in connection.execute(f"describe {relation}").fetchall()]
+        described = connection.execute(f"describe {relation}").fetchall()
+        names = [row[0] for row in described if row[0].lower() not in ignored]
         quoted = [f'"{name}"' for name in names]
         per_column = ", ".join(f"sum(hash({q})::hugeint)" for q in quoted)
         row_hash = f"sum(hash({', '.join(sorted(quoted))})::hugeint)" if quoted else "0"
@@ -232,7 +241,8 @@ def _speed(dbt: Side, dbtt: Side) -> dict[str, float | None]:
 
 def render(comparison: Comparison, dbt: Side, dbtt: Side) -> str:
     lines = [
-        f"dbt:  {'ok' if dbt.ok else 'FAILED'}; {len(dbt.statuses)} results {_counts(comparison.dbt_counts)}",
+        f"dbt:  {'ok' if dbt.ok else 'FAILED'}; {len(dbt.statuses)} results {_counts(comparison.dbt_counts)}"
+        + (f"; {dbt.error}" if dbt.error else ""),
         f"dbtt: {'ok' if dbtt.ok else 'FAILED'}; {len(dbtt.statuses)} results {_counts(comparison.dbtt_counts)}"
         + (f"; run error: {dbtt.error}" if dbtt.error else ""),
     ]
@@ -271,6 +281,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--command", default="build", choices=("build", "run", "test", "seed", "snapshot"))
     parser.add_argument("--select", nargs="+", help="dbt selection, the same on both sides")
     parser.add_argument("--vars", type=_vars, help="YAML mapping of project vars, the same on both sides")
+    parser.add_argument(
+        "--ignore-column",
+        nargs="+",
+        metavar="NAME",
+        help="columns left out of every content comparison (say why: e.g. filled from current_timestamp)",
+    )
     parser.add_argument("--runs", type=int, default=2, help="runs per side; the last one is compared")
     parser.add_argument("--json", type=Path, help="also write the comparison as JSON here")
     parser.add_argument("--workdir", type=Path, help="where the two copies go (default: a new temp dir, kept)")
@@ -305,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"dbtt {args.command} x{args.runs} on one warm worker")
     with DevServer(ui=False) as server:
         dbtt = run_dbtt(server.address, copy_b, args)
-    comparison = compare(dbt, dbtt, relations_of(copy_a), relations_of(copy_b))
+    ignored = frozenset(name.lower() for name in args.ignore_column or [])
+    comparison = compare(dbt, dbtt, relations_of(copy_a, ignored), relations_of(copy_b, ignored))
     print(render(comparison, dbt, dbtt))
     if args.json:
         args.json.write_text(json.dumps({"project": str(args.project), **asdict(comparison)}, indent=2) + "\n")

@@ -65,3 +65,10 @@ def test_same_columns_in_another_order_match_and_are_listed(tmp_path: Path) -> N
     result = compare(_side({}), _side({}), a, relations_of(b_dir))
     assert result.matches
     assert result.column_order_differences == ["bench.duckdb/main.orders"]
+
+
+def test_ignored_columns_leave_the_comparison(tmp_path: Path) -> None:
+    a = relations_of(_database(tmp_path / "a", [(1, "open"), (2, "open")]), frozenset({"status"}))
+    b = relations_of(_database(tmp_path / "b", [(1, "shipped"), (2, "open")]), frozenset({"status"}))
+    result = compare(_side({}), _side({}), a, b)
+    assert [d["relation"] for d in result.relation_differences] == ["bench.duckdb/main.open_orders"]
