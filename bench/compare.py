@@ -165,7 +165,9 @@ class Comparison:
 
     @property
     def matches(self) -> bool:
-        return not (self.status_differences or self.dbt_only or self.dbtt_only or self.relation_differences)
+        """Same statuses and contents, and at least one node ran: two runs that both did nothing prove nothing."""
+        differences = self.status_differences or self.dbt_only or self.dbtt_only or self.relation_differences
+        return bool(self.dbt_counts) and not differences
 
 
 def compare(
@@ -262,7 +264,7 @@ def render(comparison: Comparison, dbt: Side, dbtt: Side) -> str:
         f"(x{speed['elapsed_ratio']}); wall dbt build {speed['dbt_wall_s']}s, dbtt submit {speed['dbtt_wall_s']}s "
         f"(x{speed['wall_ratio']})"
     )
-    lines.append("MATCH" if comparison.matches else "DIFFERENT")
+    lines.append("MATCH" if comparison.matches else "DIFFERENT" if comparison.dbt_counts else "NOTHING RAN")
     return "\n".join(lines)
 
 

@@ -62,7 +62,7 @@ def test_same_columns_in_another_order_match_and_are_listed(tmp_path: Path) -> N
     with duckdb.connect(str(b_dir / "bench.duckdb")) as connection:
         connection.execute("create table orders as select 'open' as status, 1 as id")
         connection.execute("create view open_orders as select id, status from orders where status = 'open'")
-    result = compare(_side({}), _side({}), a, relations_of(b_dir))
+    result = compare(_side({"model.p.orders": "success"}), _side({"model.p.orders": "success"}), a, relations_of(b_dir))
     assert result.matches
     assert result.column_order_differences == ["bench.duckdb/main.orders"]
 
@@ -72,3 +72,7 @@ def test_ignored_columns_leave_the_comparison(tmp_path: Path) -> None:
     b = relations_of(_database(tmp_path / "b", [(1, "shipped"), (2, "open")]), frozenset({"status"}))
     result = compare(_side({}), _side({}), a, b)
     assert [d["relation"] for d in result.relation_differences] == ["bench.duckdb/main.open_orders"]
+
+
+def test_two_runs_that_ran_nothing_are_no_match() -> None:
+    assert not compare(_side({}), _side({}), {}, {}).matches
