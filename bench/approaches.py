@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,10 @@ def project_env(project: Path) -> dict[str, str]:
     return {**QUIET_DBT, DUCKDB_ENV: str(database_of(project))}
 
 
-def _dbt_args(project: Path, threads: int) -> list[str]:
-    return ["--project-dir", str(project), "--profiles-dir", str(project), "--threads", str(threads)]
+def _dbt_args(project: Path, threads: int | None, profiles_dir: Path | None = None) -> list[str]:
+    """Project and profiles flags; `threads` None keeps the profile's own."""
+    args = ["--project-dir", str(project), "--profiles-dir", str(profiles_dir or project)]
+    return args + (["--threads", str(threads)] if threads else [])
 
 
 # ---------------------------------------------------------------- plain dbt build
@@ -53,19 +56,24 @@ class DbtBuild:
     execution_times: dict[str, float]
 
 
-def dbt_build(project: Path, threads: int) -> DbtBuild:
-    """`dbt build` as a user runs it: a fresh process on a fresh project copy."""
+def dbt_build(
+    project: Path, threads: int | None, extra: Sequence[str] = (), profiles_dir: Path | None = None
+) -> DbtBuild:
+    """`dbt build` (or the command `extra` starts with) as a user runs it: a fresh process on a project copy."""
+    command = list(extra) or ["build"]
     started = time.perf_counter()
     with open(project / "bench-dbt.log", "w") as log:
         completed = subprocess.run(
-            [str(BIN / "dbt"), "build", *_dbt_args(project, threads)],
+            [str(BIN / "dbt"), *command, *_dbt_args(project, threads, profiles_dir)],
             env={**os.environ, **project_env(project)},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=project,
         )
     wall = time.perf_counter() - started
-    results = json.loads((project / "target" / "run_results.json").read_text())
+    run_results = project / "target" / "run_results.json"
+    # Missing when dbt stopped before running a node (e.g. a parse error); its log says why.
+    results = json.loads(run_results.read_text()) if run_results.is_file() else {"results": []}
     return DbtBuild(
         wall_seconds=wall,
         ok=completed.returncode == 0,
@@ -102,7 +110,7 @@ class DbttRun:
         return self.error is None and self.output is not None and self.output.success
 
 
-async def _submit(worker: WorkerProcess, run: DbtRunInput) -> tuple[float, DbtRunOutput | None, str | None, list]:
+async def submit(worker: WorkerProcess, run: DbtRunInput) -> tuple[float, DbtRunOutput | None, str | None, list]:
     """Start a run, wait for its end; returns wall seconds, output, error and the history events."""
     client = await Client.connect(worker.address, data_converter=data_converter)
     started = time.perf_counter()
@@ -134,9 +142,10 @@ async def _history_of_every_run(client: Client, workflow_id: str, first_run_id: 
     return events
 
 
-def start_worker(address: str, project: Path) -> tuple[WorkerProcess, float]:
+def start_worker(address: str, project: Path, env: dict[str, str] | None = None) -> tuple[WorkerProcess, float]:
     started = time.perf_counter()
-    worker = WorkerProcess(address=address, env={"DBT_PROJECT_DIR": str(project), **project_env(project)}).start()
+    env = {"DBT_PROJECT_DIR": str(project), **project_env(project), **(env or {})}
+    worker = WorkerProcess(address=address, env=env).start()
     return worker, time.perf_counter() - started
 
 
@@ -150,9 +159,9 @@ def dbtt_run(address: str, project: Path, threads: int, warm: bool, profile_to: 
     assert worker.process is not None
     try:
         if warm:
-            asyncio.run(_submit(worker, DbtRunInput(command="ls")))
+            asyncio.run(submit(worker, DbtRunInput(command="ls")))
         profiler = _start_py_spy(worker.process.pid, profile_to) if profile_to else None
-        wall, output, error, events = asyncio.run(_submit(worker, DbtRunInput(command="build", threads=threads)))
+        wall, output, error, events = asyncio.run(submit(worker, DbtRunInput(command="build", threads=threads)))
         if profiler:
             _stop(profiler)
         peak = peak_memory_mb(worker.process.pid)
