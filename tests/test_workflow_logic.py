@@ -34,6 +34,7 @@ from dbt_temporal.contract import (
     ProjectHooksRequest,
 )
 from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
+from tests.support import memo_of
 
 START_HOOK = "operation.p.p-on-run-start-0"
 END_HOOK = "operation.p.p-on-run-end-0"
@@ -140,7 +141,8 @@ def statuses(output: DbtRunOutput) -> list[tuple[str, str]]:
 
 def test_project_hooks_come_first_and_last_and_nodes_share_the_run_invocation(temporal) -> None:  # noqa: ANN001
     script = Script()
-    output = run(temporal, script)
+    workflow_id = f"logic-{uuid.uuid4().hex[:8]}"
+    output, _ = asyncio.run(run_with_history(temporal.address, script, DbtRunInput(), queue=workflow_id))
 
     assert output.success
     assert statuses(output)[0] == (START_HOOK, "success")
@@ -149,6 +151,8 @@ def test_project_hooks_come_first_and_last_and_nodes_share_the_run_invocation(te
     assert {request.invocation.invocation_id for request in script.node_requests} == {output.invocation_id}
     end = next(request for request in script.hook_requests if request.hook_type == "on-run-end")
     assert sorted(result.unique_id for result in end.results) == output.selected  # on-run-end sees the results
+    live = memo_of(temporal.address, workflow_id)
+    assert live["node_status"][START_HOOK] == live["node_status"][END_HOOK] == "success"  # the live view lists hooks
 
 
 def test_a_failing_start_hook_leaves_the_nodes_running_by_default(temporal) -> None:  # noqa: ANN001

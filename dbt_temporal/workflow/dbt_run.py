@@ -105,6 +105,7 @@ class DbtRunWorkflow:
         self._started_here = False
         self._run_cancelled = False
         self._results: dict[str, NodeResult] = {}
+        self._hook_status: dict[str, NodeStatus] = {}
         self._index_of: dict[str, int] = {}
         self._log_earlier = 0
 
@@ -135,6 +136,7 @@ class DbtRunWorkflow:
             self._index_of = dict(carryover.index_of)
             self._log = list(carryover.log)
             self._log_earlier = carryover.log_earlier
+            self._hook_status = {result.unique_id: result.status for result in carryover.start_hook_results}
             lifecycle = self._lifecycle(run, carryover)
 
         plan = carryover.plan
@@ -230,6 +232,7 @@ class DbtRunWorkflow:
                 )
             ]
         self._say(*runlog.hook_lines(hook_results))
+        self._hook_status.update({result.unique_id: result.status for result in hook_results})
         self._memo_dirty = True
         return hook_results
 
@@ -469,9 +472,11 @@ class DbtRunWorkflow:
             await asyncio.sleep(MEMO_INTERVAL.total_seconds())
 
     def _live_memo(self) -> dict[str, object]:
+        # Project hooks are shown beside the nodes, as dbt lists them in its results.
+        status = {**self._hook_status, **self._state.node_status}
         return {
-            "node_status": runlog.bounded_node_status(self._state.node_status),
-            "progress": runlog.progress(self._state.node_status),
+            "node_status": runlog.bounded_node_status(status),
+            "progress": runlog.progress(status),
             "log": runlog.bounded_log(self._log, earlier=self._log_earlier),
         }
 
