@@ -117,6 +117,19 @@ class DbtActivities:
                 await asyncio.wait({future}, timeout=CANCEL_GRACE_SECONDS)
             raise
 
+    async def _reporting(
+        self, work: Callable[[], T], secrets: Sequence[str], on_cancel: Callable[[], None] | None = None
+    ) -> T:
+        """`_in_thread`, with every failure turned into one redacted line that says whether to retry."""
+        try:
+            return await self._in_thread(work, on_cancel)
+        except ApplicationError:
+            raise  # already says what it is and whether to retry
+        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
+            raise configuration_error(err, secrets) from None
+        except Exception as err:  # noqa: BLE001 - reported as one line, never a traceback
+            raise crash_error(err, secrets) from None
+
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
@@ -130,10 +143,7 @@ class DbtActivities:
             )
             return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes}))
 
-        try:
-            return await self._in_thread(plan)
-        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
-            raise configuration_error(err, list(request.session.env.values())) from None
+        return await self._reporting(plan, list(request.session.env.values()))
 
     @contextmanager
     def _invocation(self, session_spec: SessionSpec, command: str, spec: InvocationSpec) -> Iterator[Invocation]:
@@ -152,12 +162,7 @@ class DbtActivities:
             with self._invocation(request.session, request.command, request.invocation) as invocation:
                 return run_node(invocation, request.unique_id, request.index, request.total, running)
 
-        try:
-            outcome = await self._in_thread(execute, on_cancel=lambda: cancel_query(running))
-        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
-            raise configuration_error(err, secrets) from None
-        except Exception as err:  # noqa: BLE001 - reported as the node's one-line error
-            raise crash_error(err, secrets) from None
+        outcome = await self._reporting(execute, secrets, on_cancel=lambda: cancel_query(running))
         result = outcome.result.model_copy(
             update={
                 "worker": self.identity,
@@ -177,12 +182,7 @@ class DbtActivities:
             with self._invocation(request.session, request.command, request.invocation) as invocation:
                 return run_project_hooks(invocation, request.hook_type, request.results)
 
-        try:
-            results = await self._in_thread(run_hooks)
-        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
-            raise configuration_error(err, secrets) from None
-        except Exception as err:  # noqa: BLE001 - reported as the hooks' one-line error
-            raise crash_error(err, secrets) from None
+        results = await self._reporting(run_hooks, secrets)
         return [r.model_copy(update={"message": redact(r.message, secrets) if r.message else None}) for r in results]
 
     def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
