@@ -9,7 +9,9 @@ Run from the repository root when a workflow change is meant to be incompatible 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 from dbt_temporal.client.devserver import DevServer
 from dbt_temporal.contract import DbtRunInput
@@ -31,11 +33,21 @@ SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
 }
 
 
+def without_stack_traces(value: Any) -> Any:
+    """Failures carry the recording machine's file paths; replay never reads them."""
+    if isinstance(value, dict):
+        return {key: "" if key == "stackTrace" else without_stack_traces(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_stack_traces(item) for item in value]
+    return value
+
+
 async def record(address: str) -> None:
     HISTORIES.mkdir(exist_ok=True)
     for name, (script, run_input) in SCENARIOS.items():
         _, history = await run_with_history(address, script, run_input)
-        (HISTORIES / f"{name}.json").write_text(history)
+        cleaned = without_stack_traces(json.loads(history))
+        (HISTORIES / f"{name}.json").write_text(json.dumps(cleaned, indent=2) + "\n")
         print(f"recorded {name}")
 
 
