@@ -18,6 +18,8 @@ from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"
 PROJECT_HOOKS_ACTIVITY = "project_hooks"
+# Keyword search attribute a run keeps current: running, then success, failed, skipped or cancelled.
+STATUS_ATTRIBUTE = "DbtStatus"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile")

@@ -53,7 +53,7 @@ from dbt_temporal.client.runs import (
 from dbt_temporal.config.project_config import LifecycleHooks, validation_message
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
-from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
+from dbt_temporal.contract import COMMANDS, STATUS_ATTRIBUTE, DbtRunInput, DbtRunOutput
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POLL_SECONDS = 0.5
@@ -78,6 +78,17 @@ app = DbttTyper(
 # Off a terminal (CI logs) rich would wrap at 80 columns; logs read better unwrapped.
 console = Console(width=None if sys.stdout.isatty() else 200)
 errors = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+class RunStatusFilter(StrEnum):
+    running = "running"
+    success = "success"
+    failed = "failed"
+    skipped = "skipped"
+    cancelled = "cancelled"
+
+
+StatusFilterOption = typer.Option(None, "--status", help="List only runs with this DbtStatus.")
 
 
 class OutputFormat(StrEnum):
@@ -491,14 +502,20 @@ def status(
     workflow_id: str = typer.Argument(None, help="The run to show; omit to list recent runs."),
     watch_: bool = typer.Option(False, "--watch", "-w", help="Follow the run until it ends."),
     cancel_: bool = typer.Option(False, "--cancel", help="Cancel the run, then follow it to its end."),
+    project: str = typer.Option(None, "--project", metavar="NAME", help="List only runs of this project."),
+    status_: RunStatusFilter = StatusFilterOption,
+    target: str = typer.Option(None, "--target", metavar="TARGET", help="List only runs for this target."),
     output: OutputFormat = OutputOption,
     address: str = AddressOption,
     namespace: str = NamespaceOption,
 ) -> None:
-    """Show a run (running or finished), or list recent runs."""
+    """Show a run (running or finished), or list recent runs (filtered by the runs' search attributes)."""
     settings = load_settings(temporal_address=address, temporal_namespace=namespace)
     if cancel_ and workflow_id is None:
         fail("--cancel needs the workflow id of the run to cancel")
+    filters = {"DbtProject": project, STATUS_ATTRIBUTE: status_.value if status_ else None, "DbtTarget": target}
+    if workflow_id is not None and any(filters.values()):
+        fail("--project, --status and --target filter the list of runs; give them without a workflow id")
     if cancel_:
         _cancel(settings, workflow_id, output)
     started = [workflow_id] if workflow_id else []
@@ -506,7 +523,7 @@ def status(
     async def main() -> RunView | list[RunView]:
         client = await connect(settings)
         if workflow_id is None:
-            return await list_runs(client)
+            return await list_runs(client, filters=filters)
         return await _watch_existing(client, workflow_id, output, watch_)
 
     result = run_watching(main(), started)

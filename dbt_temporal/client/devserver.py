@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SEARCH_ATTRIBUTES = ("DbtProject", "DbtCommand", "DbtTarget")
+SEARCH_ATTRIBUTES = ("DbtProject", "DbtCommand", "DbtTarget", "DbtStatus")
 START_TIMEOUT_SECONDS = 60.0
 
 

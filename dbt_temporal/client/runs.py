@@ -231,9 +231,19 @@ async def fetch_view(handle: WorkflowHandle) -> RunView:
     return view
 
 
-async def list_runs(client: Client, limit: int = 20) -> list[RunView]:
+def runs_query(filters: dict[str, str | None]) -> str:
+    """A visibility query for dbt runs, narrowed by search attribute values (DbtProject="shop", ...)."""
+    clauses = [f'WorkflowType="{WORKFLOW_TYPE}"']
+    for attribute, value in filters.items():
+        if value is not None:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            clauses.append(f'{attribute}="{escaped}"')
+    return " AND ".join(clauses)
+
+
+async def list_runs(client: Client, limit: int = 20, filters: dict[str, str | None] | None = None) -> list[RunView]:
     views: list[RunView] = []
-    async for execution in client.list_workflows(f'WorkflowType="{WORKFLOW_TYPE}"', limit=limit):
+    async for execution in client.list_workflows(runs_query(filters or {}), limit=limit):
         memo = await execution.memo()
         command = dict(memo.get("command") or {})
         # A run that named no project still shows the one it ran, from its search attribute.

@@ -25,6 +25,7 @@ from dbt_temporal.contract import (
     LISTING_COMMANDS,
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
+    STATUS_ATTRIBUTE,
     InvocationSpec,
     NodeRequest,
     NodeResult,
@@ -77,9 +78,9 @@ def is_last_attempt() -> bool:
 def run_search_attributes(
     plan: Plan, request: PlanRequest, static: dict[str, str], registered: set[str]
 ) -> dict[str, str]:
-    """DbtProject, DbtCommand and DbtTarget, then the worker's static ones (which win), kept to
-    what the namespace has registered: upserting an unknown attribute would fail the workflow."""
-    dynamic = {"DbtProject": plan.project, "DbtCommand": request.command}
+    """DbtProject, DbtCommand, DbtTarget and DbtStatus, then the worker's static ones (which win), kept
+    to what the namespace has registered: upserting an unknown attribute would fail the workflow."""
+    dynamic = {"DbtProject": plan.project, "DbtCommand": request.command, STATUS_ATTRIBUTE: "running"}
     if request.session.target:
         dynamic["DbtTarget"] = request.session.target
     return {name: value for name, value in {**dynamic, **static}.items() if name in registered}

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         LISTING_COMMANDS,
         PLAN_ACTIVITY,
         PROJECT_HOOKS_ACTIVITY,
+        STATUS_ATTRIBUTE,
         WORKFLOW_TYPE,
         Carryover,
         DbtRunInput,
@@ -149,6 +150,7 @@ class DbtRunWorkflow:
         try:
             await self._execute(run, carryover, scheduler)
         except asyncio.CancelledError:
+            self._set_status_attribute(plan, "cancelled")
             # dbt runs on-run-end hooks after an interrupted run too (audit rows, grants, uploads).
             await self._end_hooks(run, carryover)
             raise
@@ -486,6 +488,11 @@ class DbtRunWorkflow:
         workflow.upsert_memo(self._live_memo())
         self._memo_dirty = False
 
+    def _set_status_attribute(self, plan: Plan, status: str) -> None:
+        """Keep DbtStatus current, where the namespace has it registered (the plan says so)."""
+        if STATUS_ATTRIBUTE in plan.search_attributes:
+            workflow.upsert_search_attributes([SearchAttributeKey.for_keyword(STATUS_ATTRIBUTE).value_set(status)])
+
     def _finish(self, output: DbtRunOutput, carryover: Carryover) -> DbtRunOutput:
         output.elapsed_time = (workflow.now() - carryover.started_at).total_seconds()
         if output.node_results:
@@ -497,6 +504,8 @@ class DbtRunWorkflow:
         self._flush_memo()
         self._state.finished = True
         self._state.output = output
+        outcome = "skipped" if output.skipped else "success" if output.success else "failed"
+        self._set_status_attribute(carryover.plan, outcome)
         if not output.success:
             raise RunFailed(output.summary or "dbt run failed", output, type="DbtRunFailed", non_retryable=True)
         return output
