@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dbt_temporal.config.defaults import DEFAULT_HEALTH_FILE
 
+# Stores other than a local directory (gcs:// is gcsfs's other name for gs://).
+STORE_SCHEMES = ("file", "s3", "gs", "gcs")
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
@@ -73,6 +76,27 @@ class Settings(BaseSettings):
         "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
     )
 
+    write_artifacts: bool = Field(
+        default=False,
+        description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",
+    )
+    write_run_log: bool = Field(default=True, description="Keep each run's full log (log.txt) in ARTIFACT_STORE.")
+    artifact_store: str | None = Field(
+        default=None,
+        description="Where runs are kept, under <store>/<workflow id>/: a directory, s3://bucket/prefix or "
+        "gs://bucket/prefix (default: artifacts/ in the work directory, see WORKER_WORK_DIR).",
+    )
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, _ = value.strip().partition("://")
+        if sep and scheme not in STORE_SCHEMES:
+            raise ValueError(f"'{value}' is not a directory, s3://bucket/prefix or gs://bucket/prefix")
+        return value.strip()
+
     @field_validator("temporal_address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
@@ -108,6 +132,18 @@ class Settings(BaseSettings):
     @property
     def work_root(self) -> Path:
         return self.worker_work_dir or Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}"
+
+    @property
+    def artifact_root(self) -> str:
+        """The artifact store; a local one as an absolute path, the same for the worker and the CLI."""
+        store = self.artifact_store
+        if store is None:
+            return str(self.work_root / "artifacts")
+        if store.startswith("file://"):
+            store = store.removeprefix("file://")
+        if "://" in store:
+            return store.rstrip("/")
+        return str(Path(store).expanduser().resolve())
 
     @property
     def tls_enabled(self) -> bool:

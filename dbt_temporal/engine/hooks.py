@@ -11,6 +11,7 @@ from dbt.node_types import RunHookType
 from dbt.task.run import RunTask
 
 from dbt_temporal.contract import HookType, NodeResult
+from dbt_temporal.engine.artifacts import dbt_run_result
 from dbt_temporal.engine.executor import to_node_result
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.engine.isolation import activated
@@ -53,18 +54,4 @@ def end_context(invocation: Invocation, results: list[NodeResult]) -> dict[str, 
 
 
 def _as_dbt_result(invocation: Invocation, result: NodeResult) -> RunResult:
-    try:
-        status = DbtNodeStatus(result.dbt_status)
-    except ValueError:  # dbtt's own `cancelled`: the node did not run to its end
-        status = DbtNodeStatus.Skipped
-    return RunResult(
-        status=status,
-        timing=[],
-        thread_id=result.thread_id or "",
-        execution_time=result.execution_time,
-        adapter_response=result.adapter_response,
-        message=result.message,
-        failures=result.failures,
-        node=manifest_entry(invocation.session.manifest, result.unique_id),
-        batch_results=None,
-    )
+    return dbt_run_result(result, manifest_entry(invocation.session.manifest, result.unique_id))
