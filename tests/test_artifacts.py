@@ -69,10 +69,28 @@ def test_a_failed_run_keeps_artifacts_that_dbt_reads(shop: Path, tmp_path: Path,
     # The project as a user has it beside the downloaded state: dbt's own selectors read the run.
     reader = copy_project(shop, tmp_path / "reader")
     assert dbt_ls(reader, state, "result:error") == {"broken"}
-    assert dbt_ls(reader, state, "result:skipped") == {"broken_child"}
     orders = reader / "models" / "marts" / "orders.sql"
     orders.write_text(orders.read_text() + "\n-- changed since the run\n")
     assert dbt_ls(reader, state, "state:modified") == {"orders"}
+
+    # The fix lands; `dbt retry` reruns just what failed or was skipped, on the same warehouse.
+    worker.stop()  # DuckDB lets one process hold the file
+    fixed = copy_project(shop, tmp_path / "fixed")
+    (fixed / "models" / "marts" / "broken.sql").write_text("select order_id from {{ ref('stg_orders') }}\n")
+    retried = subprocess.run(
+        [str(BIN / "dbt"), "retry", "--state", str(state), "--project-dir", str(fixed), "--profiles-dir", str(fixed)],
+        env={**os.environ, "SHOP_DUCKDB_PATH": str(shop / "shop.duckdb")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=fixed,
+    )
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    rerun = json.loads((fixed / "target" / "run_results.json").read_text())
+    assert {r["unique_id"]: r["status"] for r in rerun["results"]} == {
+        "model.shop.broken": "success",
+        "model.shop.broken_child": "success",
+    }
 
     unknown = dbtt("artifacts", "no-such-run", env=env)
     assert unknown.returncode == 2

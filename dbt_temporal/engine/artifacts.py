@@ -25,8 +25,22 @@ from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import manifest_entry
 from dbt_temporal.redaction import redact
 
-# Paths private to the worker (its session directory, the project checkout): meaningless elsewhere.
-WORKER_PATHS = ("project_dir", "profiles_dir", "target_path", "log_path", "state", "defer_state")
+# Arguments that are the worker's own business: its paths (session directory, project checkout) and
+# the switches every session sets (see session.make_flags). `dbt retry` reuses the recorded arguments,
+# and a user's retry must write its own artifacts and parse as it usually does.
+WORKER_ONLY_ARGS = (
+    "project_dir",
+    "profiles_dir",
+    "target_path",
+    "log_path",
+    "state",
+    "defer_state",
+    "write_json",
+    "partial_parse",
+    "send_anonymous_usage_stats",
+    "version_check",
+    "populate_cache",
+)
 
 
 def dbt_status(result: NodeResult) -> DbtNodeStatus:
@@ -72,7 +86,7 @@ def _known_node(invocation: Invocation, unique_id: str) -> Any | None:
 
 def run_args(invocation: Invocation) -> dict[str, Any]:
     """What dbt records as the invocation's arguments; `dbt retry` reruns the command they name."""
-    args = {key: value for key, value in args_to_dict(invocation.flags).items() if key not in WORKER_PATHS}
+    args = {key: value for key, value in args_to_dict(invocation.flags).items() if key not in WORKER_ONLY_ARGS}
     args["invocation_command"] = f"dbt {args.get('which', invocation.command)}"
     args.setdefault("vars", {})
     return args
