@@ -18,6 +18,7 @@ from tests.support import BIN, copy_project, dbtt, output_of, run_and_wait
 from tests.test_run_e2e import add_broken_branch
 
 BUCKET = "dbtt-runs"
+SECRET = "tok-8c1f-secret"
 
 
 def dbt_ls(project: Path, state: Path, selector: str) -> set[str]:
@@ -37,10 +38,12 @@ def dbt_ls(project: Path, state: Path, selector: str) -> set[str]:
 
 def test_a_failed_run_keeps_artifacts_that_dbt_reads(shop: Path, tmp_path: Path, start_worker) -> None:
     add_broken_branch(shop)
+    (shop / "models" / "marts" / "token_echo.sql").write_text("select '{{ env_var('SHOP_TOKEN', 'none') }}' as t\n")
     store = tmp_path / "store"
     worker = start_worker(shop, WRITE_ARTIFACTS="true", ARTIFACT_STORE=str(store))
 
-    output = output_of(run_and_wait(worker, DbtRunInput(), workflow_id="kept-broken"))
+    run = DbtRunInput(select="+broken+ token_echo", env={"SHOP_TOKEN": SECRET})
+    output = output_of(run_and_wait(worker, run, workflow_id="kept-broken"))
 
     run_dir = store / "kept-broken"
     assert not output.success and output.store_error is None
@@ -54,13 +57,15 @@ def test_a_failed_run_keeps_artifacts_that_dbt_reads(shop: Path, tmp_path: Path,
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["metadata"]["dbt_schema_version"].endswith("/manifest/v12.json")
     assert manifest["metadata"]["invocation_id"] == output.invocation_id
+    assert "'****' as t" in (run_dir / "compiled/shop/models/marts/token_echo.sql").read_text()
+    assert not [path for path in run_dir.rglob("*") if path.is_file() and SECRET in path.read_text()]
     env = {"ARTIFACT_STORE": str(store), "TEMPORAL_ADDRESS": worker.address}
 
-    compiled = dbtt("artifacts", "kept-broken", "--show", "compiled", "orders", env=env)
+    compiled = dbtt("artifacts", "kept-broken", "--show", "compiled", "broken", env=env)
     assert compiled.returncode == 0, compiled.stderr
-    assert "__dbt__cte__stg_payments" in compiled.stdout  # the SQL as it ran, ephemeral model inlined
+    assert compiled.stdout.startswith('select no_such_column from "') and "ref(" not in compiled.stdout  # as it ran
     listed = json.loads(dbtt("artifacts", "kept-broken", "--output", "json", env=env).stdout)
-    assert {"run_results.json", "manifest.json", "log.txt", "compiled/shop/models/marts/orders.sql"} <= {
+    assert {"run_results.json", "manifest.json", "log.txt", "compiled/shop/models/marts/broken.sql"} <= {
         row["name"] for row in listed
     }
     state = tmp_path / "state"

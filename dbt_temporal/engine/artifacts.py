@@ -23,7 +23,6 @@ from dbt_temporal.contract import NodeResult
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import manifest_entry
-from dbt_temporal.redaction import redact
 
 # Arguments that are the worker's own business: its paths (session directory, project checkout) and
 # the switches every session sets (see session.make_flags). `dbt retry` reuses the recorded arguments,
@@ -93,7 +92,7 @@ def run_args(invocation: Invocation) -> dict[str, Any]:
 
 
 def write_dbt_artifacts(
-    invocation: Invocation, results: list[NodeResult], elapsed_time: float, directory: Path, secrets: list[str]
+    invocation: Invocation, results: list[NodeResult], elapsed_time: float, directory: Path
 ) -> None:
     """Write run_results.json, manifest.json and compiled/<package>/<path> for the run into `directory`."""
     nodes: dict[str, Any] = {}
@@ -103,7 +102,7 @@ def write_dbt_artifacts(
         if node is None:
             continue
         if result.compiled_code and isinstance(node, CompiledNode):
-            node = _compiled(node, redact(result.compiled_code, secrets))
+            node = _compiled(node, result.compiled_code)
             nodes[result.unique_id] = node
         dbt_results.append(dbt_run_result(result, node))
     generated_at = datetime.now(UTC).replace(tzinfo=None)

@@ -13,6 +13,7 @@ from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import ArtifactOptions, StoreArtifactsRequest, StoredArtifacts
 from dbt_temporal.engine.artifacts import write_dbt_artifacts
 from dbt_temporal.engine.invocation import Invocation
+from dbt_temporal.redaction import redact
 
 
 def artifact_options(settings: Settings) -> ArtifactOptions | None:
@@ -38,9 +39,10 @@ def store_run(
         staging = Path(staging_dir)
         if options.dbt_artifacts:
             with invocation() as run:
-                write_dbt_artifacts(run, request.results, request.elapsed_time, staging, secrets)
+                write_dbt_artifacts(run, request.results, request.elapsed_time, staging)
         if options.run_log:
             (staging / LOG).write_text("".join(f"{line}\n" for line in request.log))
+        _mask_secrets(staging, secrets)
         artifact_store.upload(staging, options.store, request.workflow_id)
 
     def place(name: str) -> str:
@@ -50,3 +52,15 @@ def store_run(
         artifacts=[place(RUN_RESULTS), place(MANIFEST)] if options.dbt_artifacts else [],
         log_path=place(LOG) if options.run_log else None,
     )
+
+
+def _mask_secrets(staging: Path, secrets: list[str]) -> None:
+    """The run's env override values stay secret in its record too (dbt renders them into SQL and configs)."""
+    if not secrets:
+        return
+    for path in staging.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            masked = redact(text, secrets)
+            if masked != text:
+                path.write_text(masked)
