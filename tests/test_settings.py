@@ -36,6 +36,18 @@ def test_tls_needs_cert_and_key_and_turns_on_with_an_api_key() -> None:
     assert not Settings().tls_enabled
 
 
+def test_artifact_store_is_a_directory_s3_or_gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings(worker_work_dir=tmp_path / "work").artifact_root == str(tmp_path / "work" / "artifacts")
+    assert Settings(artifact_store="runs").artifact_root == str(tmp_path / "runs")  # absolute, as plans carry it
+    assert Settings(artifact_store="s3://bucket/dbt/").artifact_root == "s3://bucket/dbt"
+    assert Settings(artifact_store="gs://bucket").artifact_root == "gs://bucket"
+    with pytest.raises(ValidationError, match="is not a directory, s3://bucket/prefix or gs://bucket/prefix"):
+        Settings(artifact_store="ftp://host/runs")
+    defaults = Settings()
+    assert (defaults.write_artifacts, defaults.write_run_log) == (False, True)
+
+
 def test_discovery_order_and_duplicate_names(tmp_path: Path) -> None:
     first = copy_project(EXAMPLES / "shop", tmp_path / "a" / "shop")
     second = copy_project(EXAMPLES / "shop", tmp_path / "b" / "shop")
