@@ -118,8 +118,20 @@ async def _submit(worker: WorkerProcess, run: DbtRunInput) -> tuple[float, DbtRu
         view = await fetch_view(handle)
         output, error = view.output, f"{view.status}: {view.error}"
     wall = time.perf_counter() - started
-    history = await handle.fetch_history()
-    return wall, output, error, list(history.events)
+    return wall, output, error, await _history_of_every_run(client, handle.id, handle.result_run_id)
+
+
+async def _history_of_every_run(client: Client, workflow_id: str, first_run_id: str | None) -> list[HistoryEvent]:
+    """The events of the first run and of every run it continued as, in order."""
+    events: list[HistoryEvent] = []
+    run_id = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        events += history.events
+        last = history.events[-1] if history.events else None
+        handover = last.workflow_execution_continued_as_new_event_attributes if last else None
+        run_id = handover.new_execution_run_id if handover else None
+    return events
 
 
 def start_worker(address: str, project: Path) -> tuple[WorkerProcess, float]:

@@ -59,5 +59,20 @@ def load_build_dag(manifest_path: Path) -> BuildDag:
         for child in {c for d in deps for c in children[d] if nodes[c]["resource_type"] != "test"}:
             if len(deps) == 1 or set(deps) <= _ancestors(child, parents):
                 test_edges[child].append(test)
-    merged = {uid: sorted(set(parents[uid]) | set(test_edges[uid])) for uid in nodes}
-    return BuildDag(names={uid: node["name"] for uid, node in nodes.items()}, parents=merged)
+    merged = {uid: set(parents[uid]) | set(test_edges[uid]) for uid in nodes}
+    ephemeral = [uid for uid, node in nodes.items() if node.get("config", {}).get("materialized") == "ephemeral"]
+    _bridge_over(ephemeral, merged)
+    return BuildDag(
+        names={uid: node["name"] for uid, node in nodes.items() if uid in merged},
+        parents={uid: sorted(ups) for uid, ups in merged.items()},
+    )
+
+
+def _bridge_over(removed: list[str], parents: dict[str, set[str]]) -> None:
+    """Drop nodes dbt never runs (ephemeral models), their children inheriting their parents."""
+    for uid in removed:
+        inherited = parents.pop(uid)
+        for ups in parents.values():
+            if uid in ups:
+                ups.discard(uid)
+                ups |= inherited

@@ -58,11 +58,15 @@ def _epoch(event: HistoryEvent) -> float:
 
 
 def activity_spans(events: Iterable[HistoryEvent]) -> dict[str, ActivitySpan]:
-    """Scheduled and closed times of every activity, keyed by activity id."""
+    """Scheduled and closed times of every activity, keyed by activity id (every run of a chain)."""
+    spans: dict[str, ActivitySpan] = {}
     by_event_id: dict[int, ActivitySpan] = {}
     last_closed: float | None = None
     for event in events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            spans |= {span.activity_id: span for span in by_event_id.values()}
+            by_event_id = {}  # event ids start again in each run
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
             by_event_id[event.event_id] = ActivitySpan(
                 activity_id=attributes.activity_id,
@@ -76,7 +80,7 @@ def activity_spans(events: Iterable[HistoryEvent]) -> dict[str, ActivitySpan]:
             last_closed = _epoch(event)
             if span is not None:
                 span.closed = last_closed
-    return {span.activity_id: span for span in by_event_id.values()}
+    return spans | {span.activity_id: span for span in by_event_id.values()}
 
 
 @dataclass(frozen=True)
@@ -87,35 +91,58 @@ class WorkflowTasks:
     failed: int  # failed or timed out (each one means a replay)
     wait: Spread | None  # scheduled -> started
     work: Spread | None  # started -> completed
+    runs: int = 1  # workflow runs in the chain (1 + handovers by continue-as-new)
 
 
 def workflow_tasks(events: Sequence[HistoryEvent]) -> WorkflowTasks:
-    scheduled: dict[int, float] = {}
-    started: dict[int, float] = {}
+    scheduled: dict[tuple[int, int], float] = {}
+    started: dict[tuple[int, int], float] = {}
+    runs = 0
     wait: list[float] = []
     work: list[float] = []
     failed = 0
     for event in events:
         kind = event.event_type
-        if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-            scheduled[event.event_id] = _epoch(event)
+        if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            runs += 1  # event ids start again in each run: task ids below are only compared within one
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+            scheduled[(runs, event.event_id)] = _epoch(event)
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-            origin = event.workflow_task_started_event_attributes.scheduled_event_id
-            started[event.event_id] = _epoch(event)
+            origin = (runs, event.workflow_task_started_event_attributes.scheduled_event_id)
+            started[(runs, event.event_id)] = _epoch(event)
             if origin in scheduled:
                 wait.append(_epoch(event) - scheduled[origin])
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            origin = event.workflow_task_completed_event_attributes.started_event_id
+            origin = (runs, event.workflow_task_completed_event_attributes.started_event_id)
             if origin in started:
                 work.append(_epoch(event) - started[origin])
         elif kind in (EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT):
             failed += 1
-    return WorkflowTasks(count=len(scheduled), failed=failed, wait=spread(wait), work=spread(work))
+    return WorkflowTasks(count=len(scheduled), failed=failed, wait=spread(wait), work=spread(work), runs=runs)
 
 
 def history_megabytes(events: Sequence[HistoryEvent]) -> float:
     """Encoded size of the history (Temporal fails a workflow at 50 MB, warns at 10 MB)."""
     return sum(event.ByteSize() for event in events) / 1e6
+
+
+def plan_payload_bytes(events: Sequence[HistoryEvent]) -> int | None:
+    """Encoded size of the plan as it sits in the history (the plan activity's result, in the first run)."""
+    plan_scheduled: int | None = None
+    for event in events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if event.activity_task_scheduled_event_attributes.activity_type.name == PLAN_ACTIVITY:
+                plan_scheduled = event.event_id
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attributes = event.activity_task_completed_event_attributes
+            if attributes.scheduled_event_id == plan_scheduled:
+                return attributes.result.ByteSize()
+    return None
+
+
+def largest_event_bytes(events: Sequence[HistoryEvent]) -> int:
+    """The biggest single event: the plan, a memo update or a continue-as-new carryover."""
+    return max((event.ByteSize() for event in events), default=0)
 
 
 def plan_seconds(spans: dict[str, ActivitySpan]) -> float | None:

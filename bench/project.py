@@ -1,4 +1,4 @@
-"""Synthetic DuckDB dbt projects: a layered DAG of tiny tables, and an uneven DAG.
+"""Synthetic DuckDB dbt projects: a layered DAG of tiny tables, one shaped like real projects, an uneven DAG.
 
 Every project writes to the DuckDB file named by `$BENCH_DUCKDB_PATH`, so each
 measured approach gets its own copy of the project and its own database file.
@@ -40,6 +40,21 @@ class UnevenSpec:
     chain: int = 30
     tests_per_model: int = 1
     threads: int = 4
+
+
+@dataclass(frozen=True)
+class RealSpec:
+    """Shaped like large real projects: `models` models with 3 tests each, 10 % of them ephemeral,
+    and a few marts that each read hundreds of models (dbt links every upstream test to them)."""
+
+    models: int
+    depth: int = 10
+    fan_in: int = 2
+    wide_marts: int = 3
+    wide_parents: int = 520
+    ephemeral_every: int = 10
+    threads: int = 4
+    seed: int = 7
 
 
 def model_name(index: int) -> str:
@@ -116,6 +131,45 @@ def generate_layered(root: Path, spec: DagSpec) -> Path:
     for model, ups in parents.items():
         _write(root / "models" / f"{model}.sql", _join_sql(ups))
     _write(root / "models" / "schema.yml", _schema_yml(list(parents), spec.tests_per_model))
+    return root
+
+
+def _union_sql(parents: list[str]) -> str:
+    """A wide mart: every parent's rows, summed by `id` (joins of hundreds of tables plan slowly)."""
+    parts = [f"select id, v from {{{{ ref('{parent}') }}}}" for parent in parents]
+    return "select id, sum(v) as v from (\n" + "\nunion all\n".join(parts) + "\n) as parts group by id\n"
+
+
+def _real_schema_yml(parents: dict[str, list[str]]) -> str:
+    """not_null and unique on each model's `id`, and a relationships test to its first model parent."""
+    lines = ["version: 2", "models:"]
+    for name, ups in parents.items():
+        lines += [f"  - name: {name}", "    columns:", "      - name: id", "        data_tests:"]
+        lines += ["          - not_null", "          - unique"]
+        target = next((up for up in ups if up != SEED_NAME), SEED_NAME)
+        lines += ["          - relationships:", "              arguments:", f"                to: ref('{target}')"]
+        lines += ["                field: id"]
+    return "\n".join(lines) + "\n"
+
+
+def generate_real(root: Path, spec: RealSpec) -> Path:
+    """Write a project shaped like large real ones to `root` (see `RealSpec`)."""
+    name = "bench"
+    _scaffold(root, name, spec.threads)
+    layered = DagSpec(size=spec.models * 2 + 1, depth=spec.depth, fan_in=spec.fan_in, seed=spec.seed)
+    parents = layered_parents(layered)
+    rng = random.Random(spec.seed)
+    names = list(parents)
+    marts = names[-spec.wide_marts :] if len(names) > spec.wide_marts else []
+    for mart in marts:
+        earlier = names[: names.index(mart)]
+        parents[mart] = sorted(rng.sample(earlier, min(spec.wide_parents, len(earlier))))
+    for i, (model, ups) in enumerate(parents.items()):
+        ephemeral = i % spec.ephemeral_every == spec.ephemeral_every - 1 and model not in marts
+        config = "{{ config(materialized='ephemeral') }}\n" if ephemeral else ""
+        sql = _union_sql(ups) if model in marts else _join_sql(ups)
+        _write(root / "models" / f"{model}.sql", config + sql)
+    _write(root / "models" / "schema.yml", _real_schema_yml(parents))
     return root
 
 

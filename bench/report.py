@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.metrics import Overheads, Spread, WorkflowTasks
+from bench.plan import PlanFigures
 
 # Targets from issue #4; reported, never asserted.
 RATIO_TARGET_SIZE = 500
@@ -16,6 +17,8 @@ OVERHEAD_P95_MS = 100.0
 PLAN_TARGET_SIZE = 2000
 PLAN_LIMIT_SECONDS = 2.0
 UNEVEN_LIMIT = 1.2
+# Issue #9: the plan and every payload of the run well under 1 MB.
+PAYLOAD_LIMIT_KB = 1000.0
 
 
 @dataclass
@@ -38,6 +41,17 @@ class DbttDetail:
     exec_seconds: float  # sum of dbt's execution_time over the run's nodes
     workflow_tasks: WorkflowTasks
     overheads: Overheads | None
+    nodes: int = 0  # nodes in the run's DAG, for the per-node history figures
+    plan_payload_bytes: int | None = None  # the plan activity's result as stored in the history
+    largest_event_bytes: int = 0  # the biggest history event (plan, memo, carryover)
+
+    @property
+    def events_per_node(self) -> float | None:
+        return self.history_events / self.nodes if self.nodes else None
+
+    @property
+    def history_bytes_per_node(self) -> float | None:
+        return self.history_mb * 1e6 / self.nodes if self.nodes else None
 
 
 @dataclass
@@ -45,6 +59,8 @@ class SizeResult:
     size: int
     models: int
     nodes: int  # nodes dbt build ran (seed, models, tests)
+    kind: str = "layered"
+    plan: PlanFigures | None = None
     dbt_exec_seconds: float | None = None  # sum of execution_time in dbt build's run_results.json
     rows: list[Row] = field(default_factory=list)
     dbtt: DbttDetail | None = None
@@ -100,6 +116,12 @@ def evaluate_targets(report: Report) -> list[Target]:
         targets.append(_ms(f"per-node overhead p95 @{result.size}", per_node, "p95_ms", OVERHEAD_P95_MS))
         if result.size == PLAN_TARGET_SIZE and result.dbtt:
             targets.append(Target(f"plan time @{result.size}", result.dbtt.plan_seconds, PLAN_LIMIT_SECONDS, "s"))
+        if result.plan:
+            kb = result.plan.payload_bytes / 1000
+            targets.append(Target(f"plan payload @{result.size} {result.kind}", kb, PAYLOAD_LIMIT_KB, "KB"))
+        if result.dbtt:
+            kb = result.dbtt.largest_event_bytes / 1000
+            targets.append(Target(f"largest history event @{result.size} {result.kind}", kb, PAYLOAD_LIMIT_KB, "KB"))
     if report.uneven:
         targets.append(Target("uneven DAG wall / critical path", report.uneven.ratio, UNEVEN_LIMIT, "x"))
     return targets
@@ -128,28 +150,46 @@ def _spread_cells(value: Spread | None) -> list[str]:
 
 def wall_table(result: SizeResult) -> str:
     rows = [[r.approach, _num(r.wall_seconds), _num(r.ratio), r.note] for r in result.rows]
-    title = f"size {result.size}: {result.nodes} nodes ({result.models} models)"
+    title = f"size {result.size} ({result.kind}): {result.nodes} nodes ({result.models} models)"
     return title + "\n" + _table(["approach", "wall s", "x dbt build", "note"], rows)
 
 
 def dbtt_table(details: list[tuple[str, DbttDetail, float | None]]) -> str:
     """One row per dbtt warm run: (label, detail, summed execution_time of plain dbt build)."""
-    header = ["run", "plan s", "events", "hist MB", "WFTs", "WFT med ms", "WFT p95 ms", "ready s", "peak MB"]
-    header += ["exec s dbt", "exec s dbtt"]
+    header = ["run", "plan s", "runs", "events", "hist MB", "WFTs", "WFT med ms", "WFT p95 ms", "ready s", "peak MB"]
+    header += ["exec s dbt", "exec s dbtt", "plan KB", "max event KB", "events/node", "hist B/node"]
     for name in ("runner", "activity", "reaction", "gap", "per-node"):
         header += [f"{name} med", f"{name} p95"]
     rows: list[list[str]] = []
     for label, detail, dbt_exec in details:
         tasks = detail.workflow_tasks
-        cells = [label, _num(detail.plan_seconds), str(detail.history_events), _num(detail.history_mb, 1)]
+        cells = [label, _num(detail.plan_seconds), str(tasks.runs), str(detail.history_events)]
+        cells += [_num(detail.history_mb, 1)]
         cells += [str(tasks.count), *_spread_cells(tasks.work)]
         cells += [_num(detail.worker_ready_seconds, 1), _num(detail.worker_peak_mb, 0)]
         cells += [_num(dbt_exec, 1), _num(detail.exec_seconds, 1)]
+        plan_kb = detail.plan_payload_bytes / 1000 if detail.plan_payload_bytes is not None else None
+        cells += [_num(plan_kb, 1), _num(detail.largest_event_bytes / 1000, 1)]
+        cells += [_num(detail.events_per_node, 2), _num(detail.history_bytes_per_node, 0)]
         o = detail.overheads
         for value in (o.runner, o.activity, o.reaction, o.gap, o.per_node) if o else (None,) * 5:
             cells += _spread_cells(value)
         rows.append(cells)
     return "dbtt warm runs (overheads in ms; WFT = workflow task, started -> completed)\n" + _table(header, rows)
+
+
+def plans_table(results: list[SizeResult]) -> str:
+    """The build plan of each project, planned in-process as the worker does."""
+    header = ["size", "kind", "nodes", "dbt edges", "plan edges", "payload KB", "parse s", "plan s"]
+    rows = []
+    for result in results:
+        plan = result.plan
+        if plan is not None:
+            rows.append(
+                [str(result.size), result.kind, str(plan.nodes), str(plan.dbt_edges), str(plan.plan_edges)]
+                + [_num(plan.payload_bytes / 1000, 1), _num(plan.parse_seconds, 1), _num(plan.plan_seconds, 2)]
+            )
+    return "plans (payload as the client codec encodes it)\n" + _table(header, rows)
 
 
 def uneven_table(uneven: UnevenResult) -> str:
@@ -167,11 +207,13 @@ def targets_table(targets: list[Target]) -> str:
     for target in targets:
         verdict = "n/a" if target.met is None else ("met" if target.met else "MISSED")
         rows.append([target.name, f"{_num(target.value)} {target.unit}", f"<= {target.limit:g} {target.unit}", verdict])
-    return "targets (issue #4)\n" + _table(["target", "value", "limit", "verdict"], rows)
+    return "targets (issues #4 and #9)\n" + _table(["target", "value", "limit", "verdict"], rows)
 
 
 def render(report: Report) -> str:
     parts = [wall_table(result) for result in report.sizes]
+    if any(result.plan for result in report.sizes):
+        parts.append(plans_table(report.sizes))
     details = [(str(r.size), r.dbtt, r.dbt_exec_seconds) for r in report.sizes if r.dbtt]
     if report.uneven and report.uneven.dbtt:
         details.append(("uneven", report.uneven.dbtt, None))

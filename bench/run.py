@@ -18,22 +18,31 @@ from bench.metrics import (
     activity_spans,
     execution_seconds,
     history_megabytes,
+    largest_event_bytes,
     overheads,
+    plan_payload_bytes,
     plan_seconds,
     workflow_tasks,
 )
-from bench.project import DagSpec, UnevenSpec, generate_layered, generate_uneven
+from bench.plan import measure_plan
+from bench.project import DagSpec, RealSpec, UnevenSpec, generate_layered, generate_real, generate_uneven
 from bench.report import DbttDetail, Report, Row, SizeResult, UnevenResult, evaluate_targets, render, write_json
 from dbt_temporal.client.devserver import DevServer
 from tests.support import copy_project
 
-APPROACHES = ("dbt", "warm", "cold", "subprocess", "runner")
+APPROACHES = ("plan", "dbt", "warm", "cold", "subprocess", "runner")
+KINDS = ("layered", "real")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description="dbtt benchmark harness (issue #4)")
-    parser.add_argument("--sizes", default="100,500", help="node counts (seed+models+tests), e.g. 100,500,2000,10000")
+    parser.add_argument(
+        "--sizes", default="100,500", help="node counts (seed+models+tests; models with --kind real), e.g. 100,500,2000"
+    )
+    parser.add_argument(
+        "--kind", choices=KINDS, default="layered", help="layered DAG, or shaped like real projects (see README)"
+    )
     parser.add_argument("--threads", type=int, default=4, help="dbt --threads, profile threads and dbtt run threads")
     parser.add_argument("--depth", type=int, default=10, help="layers of the generated DAG")
     parser.add_argument("--fan-in", type=int, default=2, help="parents per model below the first layer")
@@ -71,6 +80,9 @@ def dbtt_detail(run: DbttRun, dag: BuildDag) -> DbttDetail:
         exec_seconds=execution_seconds(run.output),
         workflow_tasks=workflow_tasks(run.events),
         overheads=overheads(run.output, spans, dag) if run.output else None,
+        nodes=len(dag.names),
+        plan_payload_bytes=plan_payload_bytes(run.events),
+        largest_event_bytes=largest_event_bytes(run.events),
     )
 
 
@@ -110,14 +122,25 @@ def cold_row(source: Path, args: argparse.Namespace, server: DevServer, base: fl
     return Row("dbtt cold", total, _ratio(total, base), note)
 
 
+def generate(size: int, args: argparse.Namespace, root: Path) -> tuple[Path, int]:
+    """The project of one size, and its model count."""
+    if args.kind == "real":
+        spec = RealSpec(models=size, depth=args.depth, fan_in=args.fan_in, threads=args.threads)
+        return generate_real(root, spec), size
+    layered = DagSpec(size, args.depth, args.fan_in, args.tests_per_model, args.threads)
+    return generate_layered(root, layered), layered.models
+
+
 def bench_size(size: int, args: argparse.Namespace, server: DevServer, work: Path, chosen: set[str]) -> SizeResult:
-    spec = DagSpec(size, args.depth, args.fan_in, args.tests_per_model, args.threads)
-    source = generate_layered(work / f"n{size}" / "source", spec)
+    source, models = generate(size, args, work / f"n{size}" / "source")
     baseline = copy_project(source, work / f"n{size}" / "dbt")
-    result = SizeResult(size=size, models=spec.models, nodes=0)
+    result = SizeResult(size=size, models=models, nodes=0, kind=args.kind)
+    if "plan" in chosen:
+        say(f"size {size}: {models} models; planning build in-process")
+        result.plan = measure_plan(copy_project(source, work / f"n{size}" / "plan"))
     base: DbtBuild | None = None
     if "dbt" in chosen:
-        say(f"size {size}: {spec.models} models; plain dbt build")
+        say(f"size {size}: {models} models; plain dbt build")
         base = approaches.dbt_build(baseline, args.threads)
         result.dbt_exec_seconds = sum(base.execution_times.values())
         result.rows.append(Row("dbt build", base.wall_seconds, 1.0, "ok" if base.ok else "FAILED"))
@@ -179,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     chosen = {a.strip() for a in args.approaches.split(",")} & set(APPROACHES)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dbtt-bench-"))
-    report = Report(machine={**machine(), "threads": args.threads, "depth": args.depth, "fan_in": args.fan_in})
+    report = Report(
+        machine={**machine(), "threads": args.threads, "depth": args.depth, "fan_in": args.fan_in, "kind": args.kind}
+    )
     say(f"temporal dev server; work dir {work}")
     server = DevServer(ui=False).start()
     try:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from dbt_temporal.config.project_config import RetryConfig
+from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig
 
 WORKFLOW_TYPE = "dbt_run"
 PLAN_ACTIVITY = "plan_project"
@@ -61,6 +61,8 @@ class DbtRunInput(BaseModel):
     # History events one workflow run may use before handing over to a fresh run
     # (continue-as-new), which keeps very large DAGs inside Temporal's history limits.
     continue_as_new_after_events: int = Field(default=20_000, ge=100)
+    # The same bound on the history's encoded size, in bytes (Temporal fails a run at 50 MB).
+    continue_as_new_after_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
     # Set only by the workflow itself when it continues as new: what the previous run did.
     carryover: Carryover | None = None
 
@@ -117,6 +119,17 @@ class PlannedNode(BaseModel):
         return f"{self.resource_type}:{self.name}"
 
 
+class ArtifactOptions(BaseModel):
+    """The planning worker's artifact settings, carried by the plan so every worker of the run agrees."""
+
+    # Root of the store: an absolute directory, s3://bucket/prefix or gs://bucket/prefix.
+    store: str
+    # run_results.json, manifest.json and the compiled/ tree.
+    dbt_artifacts: bool = False
+    # log.txt, the run log as the CLI prints it.
+    run_log: bool = True
+
+
 class Plan(BaseModel):
     """What the workflow schedules; `nodes` are in topological order, the order dbt starts them."""
 
@@ -124,8 +137,9 @@ class Plan(BaseModel):
     target: str
     threads: int
     nodes: list[PlannedNode]
-    # What `dbt ls` prints (ephemeral models included); empty for commands that execute nodes.
-    selected: list[str] = Field(default_factory=list)
+    # What dbt selected but the plan does not run (ephemeral models): kept apart so that the
+    # plan, which can be large, names every node once.
+    not_run: list[str] = Field(default_factory=list)
     # dbt's own summary of the project, e.g. "5 models, 12 data tests, 3 seeds".
     project_summary: str = ""
     # Digest of the parsed project (every file dbt read, by content) the plan was made from.
@@ -138,21 +152,17 @@ class Plan(BaseModel):
     # The project flag: when an on-run-start hook fails, dbt skips every node instead of running them.
     skip_nodes_if_on_run_start_fails: bool = False
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    # The project's lifecycle hooks (dbt_temporal.yml); a run's own `hooks` replace them.
+    lifecycle_hooks: LifecycleHooks = Field(default_factory=LifecycleHooks)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
     # What the run keeps in the artifact store when it ends; None keeps nothing.
     artifacts: ArtifactOptions | None = None
 
-
-class ArtifactOptions(BaseModel):
-    """The planning worker's artifact settings, carried by the plan so every worker of the run agrees."""
-
-    # Root of the store: an absolute directory, s3://bucket/prefix or gs://bucket/prefix.
-    store: str
-    # run_results.json, manifest.json and the compiled/ tree.
-    dbt_artifacts: bool = False
-    # log.txt, the run log as the CLI prints it.
-    run_log: bool = True
+    @property
+    def selected(self) -> list[str]:
+        """Everything dbt selected, ephemeral models included (what `dbt ls` prints)."""
+        return sorted([node.unique_id for node in self.nodes] + self.not_run)
 
 
 class InvocationSpec(BaseModel):
@@ -227,6 +237,17 @@ class NodeResult(BaseModel):
     completed_at: float | None = None
 
 
+class HookRun(BaseModel):
+    """One lifecycle hook of the run: which workflow it started and how that went."""
+
+    event: str
+    workflow_type: str
+    workflow_id: str
+    # completed, started (fire and forget), failed, or skipped-run (a pre_run hook said to skip)
+    outcome: str
+    error: str | None = None
+
+
 class DbtRunOutput(BaseModel):
     invocation_id: str
     project: str | None = None
@@ -243,6 +264,7 @@ class DbtRunOutput(BaseModel):
     # Why the run's artifacts could not be written (the store named); the node results are still here.
     store_error: str | None = None
     hook_errors: list[str] = Field(default_factory=list)
+    hook_runs: list[HookRun] = Field(default_factory=list)
     summary: str = ""
 
 
@@ -256,6 +278,9 @@ class Carryover(BaseModel):
     results: list[NodeResult]
     # on-run-start hook results (they are not nodes of the plan).
     start_hook_results: list[NodeResult] = Field(default_factory=list)
+    # Lifecycle hooks run so far, and the errors they reported.
+    hook_runs: list[HookRun] = Field(default_factory=list)
+    hook_errors: list[str] = Field(default_factory=list)
     index_of: dict[str, int]
     log: list[str]
     # Log lines written before `log` (dropped to keep the handover small).
@@ -273,6 +298,5 @@ class RunState(BaseModel):
 
 
 DbtRunInput.model_rebuild()
-Plan.model_rebuild()
 ProjectHooksRequest.model_rebuild()
 StoreArtifactsRequest.model_rebuild()

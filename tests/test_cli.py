@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dbt_temporal.cli.args import join_selection_values
 from tests.support import BIN, dbtt
 
 
@@ -34,7 +35,7 @@ def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, start_worker)
     listed = dbtt("status", "--output", "json", env=env_for(worker))
     assert listed.returncode == 0
     runs = {run["workflow_id"]: run for run in json.loads(listed.stdout)}
-    assert runs["cli-json"]["command"]["project"] == "shop"
+    assert runs["cli-json"]["project"] == "shop"
     assert runs["cli-json"]["status"] == "completed"
 
 
@@ -156,3 +157,77 @@ def test_help_names_the_environment_variables() -> None:
         "DBT_PROFILES_DIR",
     ):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["submit"], ["status"], ["cancel", "some-run"], ["reset", "some-run"], ["worker"], ["dev"]],
+)
+def test_a_bad_setting_is_one_line_and_exit_2_from_every_subcommand(args: list[str]) -> None:
+    result = dbtt(*args, env={"TEMPORAL_SEARCH_ATTRIBUTES": "not json"})
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        'error: TEMPORAL_SEARCH_ATTRIBUTES: must be a JSON object of strings, like {"team": "data"}'
+    ]
+    assert result.stdout == ""
+
+
+def test_healthcheck_reads_only_the_health_file_so_a_bad_setting_never_fails_the_probe(tmp_path: Path) -> None:
+    probe = tmp_path / "health"
+    probe.touch()
+
+    result = dbtt("healthcheck", "--health-file", str(probe), env={"TEMPORAL_SEARCH_ATTRIBUTES": "not json"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("healthy: ")
+    assert result.stderr == ""
+
+
+def test_client_commands_ignore_worker_only_settings_the_worker_rejects(temporal) -> None:  # noqa: ANN001
+    env = {"TEMPORAL_ADDRESS": temporal.address, "WORKER_TUNER": "magic"}
+
+    assert dbtt("status", env=env).returncode == 0
+    worker = dbtt("worker", env=env)
+
+    assert worker.returncode == 2
+    assert worker.stderr.startswith("error: WORKER_TUNER: ")
+    assert len(worker.stderr.strip().splitlines()) == 1
+
+
+def test_error_messages_are_printed_literally_even_with_markup_in_them() -> None:
+    result = dbtt("submit", "--vars", "[/x]")
+
+    assert result.returncode == 2
+    assert "got '[/x]'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_ui_link_comes_from_temporal_ui_url_never_a_guess(temporal) -> None:  # noqa: ANN001
+    env = {"TEMPORAL_ADDRESS": temporal.address, "TEMPORAL_TASK_QUEUE": "nobody-polls-links"}
+
+    linked = dbtt("submit", "--no-wait", env={**env, "TEMPORAL_UI_URL": "http://ui.example:8080/"})
+    plain = dbtt("submit", "--no-wait", env=env)
+
+    run_id = linked.stdout.strip()
+    assert linked.returncode == 0, linked.stderr
+    assert f"Started {run_id}  http://ui.example:8080/namespaces/default/workflows/{run_id}" in linked.stderr
+    assert plain.returncode == 0
+    assert plain.stderr.strip() == f"Started {plain.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "joined"),
+    [
+        (["submit", "-s", "a", "b", "c"], ["submit", "--select", "a b c"]),
+        (
+            ["submit", "ls", "-s", "a", "--exclude", "b", "c", "-s", "d", "-o", "json"],
+            ["submit", "ls", "-o", "json", "--select", "a d", "--exclude", "b c"],
+        ),
+        (["submit", "--select=+orders", "-x"], ["submit", "-x", "--select", "+orders"]),
+        (["status", "-s", "a", "b"], ["status", "-s", "a", "b"]),
+        (["submit", "-s"], ["submit", "-s"]),
+    ],
+)
+def test_selection_flags_take_several_values_as_in_dbt(argv: list[str], joined: list[str]) -> None:
+    assert join_selection_values(argv) == joined

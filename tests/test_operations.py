@@ -141,4 +141,4 @@ def test_a_jinja_syntax_error_fails_the_run_with_dbts_message(shop: Path, start_
     result = dbtt("submit", env={"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue})
 
     assert result.returncode == 2
-    assert "bad_jinja" in result.stdout and "Traceback" not in result.stdout + result.stderr
+    assert "bad_jinja" in result.stderr and "Traceback" not in result.stdout + result.stderr

@@ -58,7 +58,7 @@ def test_cancelling_a_run_stops_its_warehouse_query(postgres: PostgresServer, da
 
     result = dbtt("cancel", "pg-cancel", "--output", "json", env={"TEMPORAL_ADDRESS": ops_worker.address})
 
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     assert '"model.pg_ops.long_query": "cancelled"' in result.stdout
     wait_until(lambda: long_queries(postgres, database) == 0, timeout=15)
     # The worker is free again: the next run on it succeeds.

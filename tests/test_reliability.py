@@ -109,14 +109,19 @@ def test_a_killed_worker_loses_no_node_and_repeats_none(tmp_path: Path, start_wo
     assert executions(tmp_path) == {"first": 1, "slow": 1, "last": 1}
 
 
-def test_sigterm_lets_the_running_node_finish_and_another_worker_continues(tmp_path: Path, start_worker) -> None:
+def sigterm_while_slow_runs(tmp_path: Path, start_worker, workflow_id: str):  # noqa: ANN001, ANN201
+    """Start the crash project's run, and stop its worker with SIGTERM while `slow` runs."""
     project, env = crash_project(tmp_path)
     first = start_worker(project, WORKER_GRACEFUL_SHUTDOWN_SECS="60", **env)
-    start_without_waiting(first, DbtRunInput(command="run"), "graceful-run")
-    wait_until(lambda: node_status_is(first.address, "graceful-run", "model.crash.slow", "running"), timeout=60)
-
+    start_without_waiting(first, DbtRunInput(command="run"), workflow_id)
+    wait_until(lambda: node_status_is(first.address, workflow_id, "model.crash.slow", "running"), timeout=60)
     first.process.send_signal(signal.SIGTERM)
     assert first.process.wait(timeout=60) == 0
+    return project, env, first
+
+
+def test_sigterm_lets_the_running_node_finish_and_another_worker_continues(tmp_path: Path, start_worker) -> None:
+    project, env, first = sigterm_while_slow_runs(tmp_path, start_worker, "graceful-run")
     second = start_worker(project, TEMPORAL_TASK_QUEUE=first.task_queue, **env)
     output = output_of(view_of(second.address, "graceful-run"))
 
@@ -130,13 +135,7 @@ def test_sigterm_lets_the_running_node_finish_and_another_worker_continues(tmp_p
 
 def test_a_worker_on_another_project_version_refuses_the_rest_of_a_run(tmp_path: Path, start_worker) -> None:
     """A rolling deploy: the run was planned on the old project; the new worker must not mix versions."""
-    project, env = crash_project(tmp_path)
-    first = start_worker(project, WORKER_GRACEFUL_SHUTDOWN_SECS="60", **env)
-    start_without_waiting(first, DbtRunInput(command="run"), "deploy-run")
-    wait_until(lambda: node_status_is(first.address, "deploy-run", "model.crash.slow", "running"), timeout=60)
-    first.process.send_signal(signal.SIGTERM)
-    assert first.process.wait(timeout=60) == 0
-
+    project, env, first = sigterm_while_slow_runs(tmp_path, start_worker, "deploy-run")
     (project / "models" / "last.sql").write_text("select id + 2 as id from {{ ref('slow') }}\n")
     second = start_worker(project, TEMPORAL_TASK_QUEUE=first.task_queue, **env)
     output = output_of(view_of(second.address, "deploy-run"))
@@ -158,9 +157,9 @@ def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker)
 
     result = dbtt("cancel", "cancel-run", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
 
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     view = json.loads(result.stdout)
-    assert view["status"] == "canceled"
+    assert view["status"] == "cancelled"
     assert view["node_status"] == {
         "model.crash.first": "success",
         "model.crash.slow": "cancelled",
@@ -230,7 +229,7 @@ def test_cancel_interrupts_a_long_duckdb_query(tmp_path: Path, start_worker) -> 
 
     result = dbtt("cancel", "duckdb-cancel", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
 
-    assert result.returncode == 1
+    assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["node_status"] == {"model.flaky.endless": "cancelled"}
     # Without the interrupt the query would run for minutes and the worker would give up on it
     # only after its 30 s grace; interrupted, the node stops as soon as the cancellation arrives.

@@ -68,7 +68,7 @@ def test_failed_model_skips_its_descendants_only(shop: Path, tmp_path: Path, sta
 
     shown = dbtt("status", "broken-branch", "--output", "json", env={"TEMPORAL_ADDRESS": worker.address})
     assert shown.returncode == 1
-    statuses = {r["unique_id"]: r["status"] for r in json.loads(shown.stdout)["output"]["node_results"]}
+    statuses = {r["unique_id"]: r["status"] for r in json.loads(shown.stdout)["node_results"]}
     assert statuses["model.shop.broken"] == "error"
     assert statuses["model.shop.broken_child"] == "skipped"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import networkx as nx
+
 from dbt_temporal.contract import NodeStatus, PlannedNode
 from dbt_temporal.engine.planner import reduced_parents
 from dbt_temporal.workflow.scheduler import DagScheduler
@@ -134,6 +136,11 @@ def test_reduction_keeps_every_nodes_descendants_on_random_dags() -> None:
         parents = {uid: [p for p in names[:i] if rng.random() < density] for i, uid in enumerate(names)}
         full, reduced = plan(parents), reduced_plan(parents)
         assert descendants(reduced) == descendants(full)
+        # The transitive reduction of a DAG is unique: the same edges as networkx's.
+        graph = nx.DiGraph([(p, uid) for uid, ups in parents.items() for p in ups])
+        graph.add_nodes_from(names)
+        expected = {(p, uid) for p, uid in nx.transitive_reduction(graph).edges}
+        assert {(reduced[p].unique_id, n.unique_id) for n in reduced for p in n.parents} == expected
         assert sum(len(n.parents) for n in reduced) <= sum(len(n.parents) for n in full)
         failing = set(rng.sample(names, k=min(3, len(names))))
         assert run_all(reduced, failing) == run_all(full, failing)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import Settings, WorkerSettings
 from tests.support import EXAMPLES, copy_project
 
 
@@ -38,13 +40,14 @@ def test_tls_needs_cert_and_key_and_turns_on_with_an_api_key() -> None:
 
 def test_artifact_store_is_a_directory_s3_or_gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert Settings(worker_work_dir=tmp_path / "work").artifact_root == str(tmp_path / "work" / "artifacts")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    assert Settings().artifact_root == str(tmp_path / "temp" / f"dbtt-{os.getuid()}" / "artifacts")
     assert Settings(artifact_store="runs").artifact_root == str(tmp_path / "runs")  # absolute, as plans carry it
     assert Settings(artifact_store="s3://bucket/dbt/").artifact_root == "s3://bucket/dbt"
     assert Settings(artifact_store="gs://bucket").artifact_root == "gs://bucket"
     with pytest.raises(ValidationError, match="is not a directory, s3://bucket/prefix or gs://bucket/prefix"):
         Settings(artifact_store="ftp://host/runs")
-    defaults = Settings()
+    defaults = WorkerSettings()
     assert (defaults.write_artifacts, defaults.write_run_log) == (False, True)
 
 
@@ -66,3 +69,19 @@ def test_missing_project_and_profiles_are_clear(tmp_path: Path) -> None:
     project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
     with pytest.raises(ProjectConfigError, match="no profiles.yml"):
         discover_projects(Settings(dbt_project_dir=project, dbt_profiles_dir=tmp_path / "nowhere"))
+
+
+def test_profiles_are_found_in_home_dbt_when_the_project_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
+    profiles = (project / "profiles.yml").read_text()
+    (project / "profiles.yml").unlink()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+    with pytest.raises(ProjectConfigError, match=r"no profiles.yml in .*shop or .*home/\.dbt; set DBT_PROFILES_DIR"):
+        discover_projects(Settings(dbt_project_dir=project))
+
+    (tmp_path / "home" / ".dbt").mkdir(parents=True)
+    (tmp_path / "home" / ".dbt" / "profiles.yml").write_text(profiles)
+    assert discover_projects(Settings(dbt_project_dir=project))["shop"].profiles_dir == tmp_path / "home" / ".dbt"

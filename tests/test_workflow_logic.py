@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from temporalio import activity
@@ -116,15 +117,28 @@ class Script:
         return [plan_project, project_hooks, execute_node, store_artifacts]
 
 
-async def run_with_history(address: str, script: Script, run_input: DbtRunInput) -> tuple[DbtRunOutput, str]:
+async def run_with_history(
+    address: str, script: Script, run_input: DbtRunInput, queue: str | None = None, extra_workflows: Sequence = ()
+) -> tuple[DbtRunOutput, str]:
     """Run the workflow against the stand-in activities; its output and its history as JSON."""
     client = await Client.connect(address, data_converter=data_converter)
-    queue = f"logic-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[DbtRunWorkflow], activities=script.activities()):
-        handle = await client.start_workflow("dbt_run", run_input, id=queue, task_queue=queue, result_type=DbtRunOutput)
+    queue = queue or f"logic-{uuid.uuid4().hex[:8]}"
+    workflows = [DbtRunWorkflow, *extra_workflows]
+    async with Worker(client, task_queue=queue, workflows=workflows, activities=script.activities()):
+        handle = await client.start_workflow(
+            "dbt_run",
+            run_input,
+            id=queue,
+            task_queue=queue,
+            result_type=DbtRunOutput,
+            # A bug in workflow code retries its task forever; end the test instead.
+            execution_timeout=timedelta(seconds=60),
+        )
         try:
             output = await handle.result()
         except WorkflowFailureError as err:
+            if not getattr(err.cause, "details", None):
+                raise  # failed before it had an output (bad input)
             output = DbtRunOutput.model_validate(err.cause.details[0])
         history = await handle.fetch_history()
     return output, history.to_json()

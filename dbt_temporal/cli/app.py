@@ -1,7 +1,8 @@
 """`dbtt`: run dbt projects as Temporal workflows.
 
 Exit codes: 0 the run succeeded; 1 a node failed or the run was cancelled;
-2 bad usage or configuration; 3 the Temporal server is unreachable.
+2 bad usage or configuration; 3 the Temporal server is unreachable; 130 Ctrl-C
+(the run goes on).
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ from typing import Any, NoReturn, TypeVar
 import typer
 import yaml
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from typer.completion import completion_init, get_completion_script
 
 from dbt_temporal.cli import probe
+from dbt_temporal.cli.args import join_selection_values
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
 from dbt_temporal.cli.versions import version_lines
@@ -37,20 +41,28 @@ from dbt_temporal.client.runs import (
     ResetError,
     RunView,
     fetch_view,
+    is_listing,
     list_runs,
     new_workflow_id,
     rerun_failed,
     reset_from_start,
     start_run,
     ui_link,
+    worker_polls,
 )
+from dbt_temporal.config.project_config import LifecycleHooks, validation_message
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import COMMANDS, DbtRunInput, DbtRunOutput
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POLL_SECONDS = 0.5
+# While a run waits, whether any worker polls its task queue: first asked after a few seconds
+# (a worker started together with the run needs them to poll), then every ten.
+IDLE_QUEUE_FIRST_CHECK_SECONDS = 5.0
+IDLE_QUEUE_CHECK_SECONDS = 10.0
 T = TypeVar("T")
+S = TypeVar("S", bound=Settings)
 
 
 app = DbttTyper(
@@ -90,19 +102,32 @@ OutputOption = typer.Option(
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is printed as it is: paths and dbt errors may hold rich markup like [/x].
+    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def load_settings(**overrides: Any) -> Settings:
+def say(message: str, label: str = "", style: str = "") -> None:
+    """A line for people (never for scripts): always on stderr, printed literally."""
+    line = Text.assemble((label, style), " ", message) if label else Text(message)
+    errors.print(line, highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    say(message, "warning:", "bold yellow")
+
+
+def load_settings(model: type[S] = Settings, **overrides: Any) -> S:  # type: ignore[assignment]
     """Environment variables, with the flags the user gave on top."""
     try:
-        return Settings(**{key: value for key, value in overrides.items() if value is not None})
+        return model(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as err:
         first = err.errors()[0]
         where = Settings.env_name(str(first["loc"][0])) + ": " if first["loc"] else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         fail(f"{where}{message}")
+    except SettingsError as err:
+        fail(str(err).splitlines()[0])
 
 
 def run_async(coroutine: Awaitable[T]) -> T:
@@ -155,35 +180,59 @@ def exit_code(view: RunView) -> int:
     return EXIT_RUN_FAILED
 
 
-async def watch(handle: WorkflowHandle, output: OutputFormat, follow: bool = True) -> RunView:
-    """Follow a run to its end (or show it once), rendering live on a terminal."""
+class IdleQueueWarning:
+    """Warns once, on stderr, while a run waits on a task queue that no worker polls."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._next_check = asyncio.get_running_loop().time() + IDLE_QUEUE_FIRST_CHECK_SECONDS
+        self._warned = False
+
+    async def check(self, view: RunView) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._warned or not view.running or not view.task_queue or now < self._next_check:
+            return
+        self._next_check = now + IDLE_QUEUE_CHECK_SECONDS
+        if not await worker_polls(self._client, view.task_queue):
+            self._warned = True
+            warn(
+                f"no worker polls task queue '{view.task_queue}'; run {view.workflow_id} waits until one does "
+                f"(start one with: dbtt worker --task-queue {view.task_queue})"
+            )
+
+
+async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, follow: bool = True) -> RunView:
+    """Follow a run to its end (or show it once), rendering live on a terminal.
+
+    A listing run (`ls`) prints its log on stderr: its stdout is the list of nodes.
+    """
     clock = NodeClock()
+    idle = IdleQueueWarning(client)
     view = await fetch_view(handle)
-    if output == OutputFormat.json:
-        while follow and view.running:
-            await asyncio.sleep(POLL_SECONDS)
-            view = await fetch_view(handle)
-        return view
+    log_stream = sys.stderr if is_listing(view.command) else sys.stdout
     if not follow:
-        if not console.is_terminal:
-            _stream_log(view, 0)
+        if output == OutputFormat.text and not console.is_terminal:
+            _stream_log(view, 0, log_stream)
         return view
-    if console.is_terminal:
+    if output == OutputFormat.text and console.is_terminal and not is_listing(view.command):
         with Live(live_view(view, clock), console=console, refresh_per_second=8, transient=True) as live:
             while view.running:
+                await idle.check(view)
                 await asyncio.sleep(POLL_SECONDS)
                 view = await fetch_view(handle)
                 live.update(live_view(view, clock))
-    else:
-        printed = _stream_log(view, 0)
-        while view.running:
-            await asyncio.sleep(POLL_SECONDS)
-            view = await fetch_view(handle)
-            printed = _stream_log(view, printed)
+        return view
+    streaming = output == OutputFormat.text
+    printed = _stream_log(view, 0, log_stream) if streaming else 0
+    while view.running:
+        await idle.check(view)
+        await asyncio.sleep(POLL_SECONDS)
+        view = await fetch_view(handle)
+        printed = _stream_log(view, printed, log_stream) if streaming else 0
     return view
 
 
-def _stream_log(view: RunView, printed: int) -> int:
+def _stream_log(view: RunView, printed: int, stream: Any) -> int:
     """Print the run log lines not printed yet; the memo holds only a tail, so count from its start."""
     lines = view.log
     omitted = 0
@@ -192,19 +241,52 @@ def _stream_log(view: RunView, printed: int) -> int:
         lines = lines[1:]
     for number, line in enumerate(lines, start=omitted):
         if number >= printed:
-            print(line, flush=True)
+            print(line, file=stream, flush=True)
     return max(printed, omitted + len(lines))
 
 
-def report(view: RunView, output: OutputFormat) -> NoReturn:
+def print_report(view: RunView) -> None:
+    """The one JSON shape of a run (docs/run-output.schema.json), whatever its outcome."""
+    print(view.report().model_dump_json(indent=2))
+
+
+def report(view: RunView, output: OutputFormat, code: int | None = None) -> NoReturn:
+    """Print a run's final state (stdout: what scripts read; stderr: the rest) and exit with its code."""
+    if view.matched_nothing:
+        warn(f"the selection {view.selection()} matches no enabled node; nothing ran")
     if output == OutputFormat.json:
-        if view.output is not None:
-            print(view.output.model_dump_json(indent=2))
-        else:
-            print(view.model_dump_json(indent=2))
+        print_report(view)
+    elif is_listing(view.command) and view.output is not None:
+        for unique_id in view.output.selected:
+            print(unique_id)
     else:
         print_final(console, view, NodeClock(), with_table=console.is_terminal)
-    raise typer.Exit(exit_code(view))
+    if view.status == "cancelled":
+        say(f"run {view.workflow_id} was cancelled")
+    elif view.error and not (view.output and view.output.summary):
+        say(view.error, "error:", "bold red")
+    raise typer.Exit(exit_code(view) if code is None else code)
+
+
+def run_watching(coroutine: Awaitable[T], started: list[str]) -> T:
+    """`run_async` for commands that follow a run: Ctrl-C stops watching, never the run."""
+    try:
+        return run_async(coroutine)
+    except KeyboardInterrupt:
+        if started:
+            run_id = started[-1]
+            say(
+                f"stopped watching; run {run_id} goes on. Follow it: dbtt status {run_id} --watch; "
+                f"cancel it: dbtt cancel {run_id}"
+            )
+        else:
+            say("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def say_started(settings: Settings, run_id: str) -> None:
+    link = ui_link(settings, run_id)
+    say(f"Started {run_id}" + (f"  {link}" if link else ""))
 
 
 @app.command()
@@ -220,6 +302,7 @@ def worker(
     from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(
+        WorkerSettings,
         temporal_address=address,
         temporal_namespace=namespace,
         temporal_task_queue=task_queue,
@@ -276,6 +359,30 @@ def _run_input(
     )
 
 
+def parse_hooks(raw: str | None, no_hooks: bool) -> dict[str, Any] | None:
+    """--hooks as a file or inline YAML/JSON (the `hooks:` mapping of dbt_temporal.yml); --no-hooks as none."""
+    if no_hooks and raw is not None:
+        fail("--hooks and --no-hooks contradict each other; give one of them")
+    if no_hooks:
+        return {}
+    if raw is None:
+        return None
+    path = Path(raw)
+    try:
+        data = yaml.safe_load(path.read_text() if path.is_file() else raw)
+    except (OSError, yaml.YAMLError):
+        data = None
+    if isinstance(data, dict) and set(data) == {"hooks"}:
+        data = data["hooks"]
+    if not isinstance(data, dict):
+        fail("--hooks takes a file or inline YAML/JSON with pre_run, on_success and on_failure lists")
+    try:
+        LifecycleHooks.model_validate(data)
+    except ValidationError as err:
+        fail(f"--hooks: {validation_message(err)}")
+    return data
+
+
 def _complete_command(incomplete: str) -> list[str]:
     return [command for command in COMMANDS if command.startswith(incomplete)]
 
@@ -330,6 +437,13 @@ def submit(
     env: list[str] = EnvOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
+    hooks: str = typer.Option(
+        None,
+        "--hooks",
+        metavar="FILE|JSON",
+        help="Lifecycle hooks for this run (pre_run, on_success, on_failure), replacing dbt_temporal.yml's.",
+    ),
+    no_hooks: bool = typer.Option(False, "--no-hooks", help="Run no lifecycle hooks, dbt_temporal.yml's included."),
     workflow_id: str = typer.Option(None, "--workflow-id", help="Workflow id (default: a readable generated one)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Watch the run until it ends."),
     output: OutputFormat = OutputOption,
@@ -340,26 +454,36 @@ def submit(
     """Submit a dbt command as a workflow and watch it.
 
     Exit codes: 0 success, 1 a node failed, 2 usage or configuration error, 3 Temporal unreachable.
+    stdout carries only what scripts read: the run log, the JSON (--output json), or with --no-wait
+    the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
     run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run)
+    started: list[str] = []
 
-    async def main() -> RunView | None:
+    async def main() -> RunView:
         client = await connect(settings)
         handle = await start_run(client, settings, run, run_id)
+        started.append(run_id)
         if output == OutputFormat.text:
-            errors.print(f"Started [bold]{run_id}[/]  {ui_link(settings, run_id)}", highlight=False)
-        if not wait:
-            return None
-        return await watch(handle, output)
+            say_started(settings, run_id)
+        return await watch(client, handle, output) if wait else await fetch_view(handle)
 
-    view = run_async(main())
-    if view is None:
-        if output == OutputFormat.json:
-            print(f'{{"workflow_id": "{run_id}"}}')
-        raise typer.Exit(EXIT_OK)
+    view = run_watching(main(), started)
+    if not wait:
+        _print_started(view, output)
     report(view, output)
+
+
+def _print_started(view: RunView, output: OutputFormat) -> NoReturn:
+    """What --no-wait prints: the workflow id alone, or the run's JSON as it is now."""
+    if output == OutputFormat.json:
+        print_report(view)
+    else:
+        print(view.workflow_id)
+    raise typer.Exit(EXIT_OK)
 
 
 @app.command()
@@ -375,29 +499,29 @@ def status(
     settings = load_settings(temporal_address=address, temporal_namespace=namespace)
     if cancel_ and workflow_id is None:
         fail("--cancel needs the workflow id of the run to cancel")
+    if cancel_:
+        _cancel(settings, workflow_id, output)
+    started = [workflow_id] if workflow_id else []
 
     async def main() -> RunView | list[RunView]:
         client = await connect(settings)
         if workflow_id is None:
             return await list_runs(client)
-        if cancel_:
-            return await _cancel_and_watch(client, workflow_id, output)
         return await _watch_existing(client, workflow_id, output, watch_)
 
-    result = run_async(main())
+    result = run_watching(main(), started)
     if isinstance(result, list):
         if output == OutputFormat.json:
-            print("[" + ",".join(v.model_dump_json() for v in result) + "]")
+            print("[" + ",\n".join(view.report().model_dump_json() for view in result) + "]")
         else:
             console.print(runs_table(result))
         raise typer.Exit(EXIT_OK)
-    following = watch_ or cancel_
-    if not following and output == OutputFormat.json:
-        # The state as it is now: memo, progress and (once finished) the output.
-        print(result.model_dump_json(indent=2))
-        raise typer.Exit(EXIT_OK if result.running else exit_code(result))
-    if not following and result.running:
-        print_final(console, result, NodeClock(), with_table=console.is_terminal)
+    if result.running:
+        # Shown as it is now, without following: not an outcome yet.
+        if output == OutputFormat.json:
+            print_report(result)
+        else:
+            print_final(console, result, NodeClock(), with_table=console.is_terminal)
         raise typer.Exit(EXIT_OK)
     report(result, output)
 
@@ -405,7 +529,7 @@ def status(
 async def _watch_existing(client: Client, workflow_id: str, output: OutputFormat, follow: bool) -> RunView:
     handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
     try:
-        return await watch(handle, output, follow=follow)
+        return await watch(client, handle, output, follow=follow)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
@@ -432,13 +556,16 @@ def dev(
     from dbt_temporal.client.devserver import DevServer, DevServerError
     from dbt_temporal.worker.main import run_worker
 
-    settings = load_settings(dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
+    settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     _check_projects(settings)
     run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
     logging.basicConfig(level=logging.WARNING)
 
     async def main(server: DevServer) -> RunView:
-        local = settings.model_copy(update={"temporal_address": server.address})
+        local = settings.model_copy(update={"temporal_address": server.address, "temporal_ui_url": server.ui_url})
+        if "worker_graceful_shutdown_secs" not in settings.model_fields_set:
+            # The dev server and its runs end with this command: nothing is gained by letting nodes finish.
+            local.worker_graceful_shutdown_secs = 0
         client = await connect(local)
         stop = asyncio.Event()
         worker_task = asyncio.create_task(run_worker(client, local, stop))
@@ -446,8 +573,8 @@ def dev(
             run_id = new_workflow_id(run)
             handle = await start_run(client, local, run, run_id)
             if output == OutputFormat.text:
-                errors.print(f"Started [bold]{run_id}[/]  UI: {server.ui_url}", highlight=False)
-            watching = asyncio.create_task(watch(handle, output))
+                say_started(local, run_id)
+            watching = asyncio.create_task(watch(client, handle, output))
             # A worker that dies must end the command, not leave it watching forever.
             await asyncio.wait({watching, worker_task}, return_when=asyncio.FIRST_COMPLETED)
             if not watching.done():
@@ -475,27 +602,44 @@ def cancel(
     address: str = AddressOption,
     namespace: str = NamespaceOption,
 ) -> None:
-    """Cancel a run: running nodes (and their warehouse queries) stop, the rest are marked cancelled."""
-    settings = load_settings(temporal_address=address, temporal_namespace=namespace)
+    """Cancel a run: running nodes (and their warehouse queries) stop, the rest are marked cancelled.
+
+    Exit codes: 0 the run was cancelled (or will be, when a worker picks it up), 1 it ended
+    otherwise before the cancellation reached it, 2 it had already ended or does not exist.
+    """
+    _cancel(load_settings(temporal_address=address, temporal_namespace=namespace), workflow_id, output)
+
+
+def _cancel(settings: Settings, workflow_id: str, output: OutputFormat) -> NoReturn:
+    """Request the cancellation, then follow the run to its end while a worker serves it."""
 
     async def main() -> RunView:
         client = await connect(settings)
-        return await _cancel_and_watch(client, workflow_id, output)
-
-    report(run_async(main()), output)
-
-
-async def _cancel_and_watch(client: Client, workflow_id: str, output: OutputFormat) -> RunView:
-    handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
-    try:
+        handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+        try:
+            view = await fetch_view(handle)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
+            raise
+        if not view.running:
+            fail(f"run {workflow_id} already ended ({view.status}); there is nothing to cancel")
         await handle.cancel()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            fail(f"no running run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
-        raise
-    if output == OutputFormat.text:
-        errors.print(f"Cancellation of [bold]{workflow_id}[/] requested", highlight=False)
-    return await watch(handle, output)
+        if not await worker_polls(client, view.task_queue or ""):
+            say(
+                f"cancellation of {workflow_id} requested; no worker polls task queue '{view.task_queue}', "
+                "so the run stops when a worker picks it up"
+            )
+            return view
+        say(f"cancellation of {workflow_id} requested; waiting for its running nodes to stop")
+        return await watch(client, handle, output)
+
+    view = run_watching(main(), [workflow_id])
+    if view.running:
+        if output == OutputFormat.json:
+            print_report(view)
+        raise typer.Exit(EXIT_OK)
+    report(view, output, code=EXIT_OK if view.status == "cancelled" else EXIT_RUN_FAILED)
 
 
 @app.command()
@@ -511,16 +655,16 @@ def reset(
     output: OutputFormat = OutputOption,
     address: str = AddressOption,
     namespace: str = NamespaceOption,
-    task_queue: str = TaskQueueOption,
 ) -> None:
-    """Run a finished run again: only what failed (default), or all of it from the start."""
-    settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
+    """Run a finished run again, on its own task queue: only what failed (default), or all of it from the start."""
+    settings = load_settings(temporal_address=address, temporal_namespace=namespace)
+    started: list[str] = []
 
-    async def main() -> RunView | None:
+    async def main() -> RunView:
         client = await connect(settings)
         try:
             if failed_only:
-                handle = await rerun_failed(client, settings, workflow_id)
+                handle = await rerun_failed(client, workflow_id)
             else:
                 handle = await reset_from_start(client, workflow_id)
         except ResetError as err:
@@ -529,15 +673,14 @@ def reset(
             if err.status == RPCStatusCode.NOT_FOUND:
                 fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
             fail(f"Temporal refused the reset: {err.message}")
+        started.append(handle.id)
         if output == OutputFormat.text:
-            errors.print(f"Started [bold]{handle.id}[/]  {ui_link(settings, handle.id)}", highlight=False)
-        elif not wait:
-            print(f'{{"workflow_id": "{handle.id}", "run_id": "{handle.run_id or ""}"}}')
-        return await watch(handle, output) if wait else None
+            say_started(settings, handle.id)
+        return await watch(client, handle, output) if wait else await fetch_view(handle)
 
-    view = run_async(main())
-    if view is None:
-        raise typer.Exit(EXIT_OK)
+    view = run_watching(main(), started)
+    if not wait:
+        _print_started(view, output)
     report(view, output)
 
 
@@ -610,7 +753,7 @@ def main() -> None:
     code = EXIT_OK
     completion_init()  # registers the shells typer answers completion requests for
     try:
-        app()
+        app(args=join_selection_values(sys.argv[1:]))
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (EXIT_OK if exit_.code is None else EXIT_RUN_FAILED)
     except KeyboardInterrupt:

@@ -110,10 +110,13 @@ def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
         names = ", ".join(short_name(r.unique_id) for r in skipped[:10])
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
         lines.append(Text(f"↷ skipped: {names}{more}", style="yellow"))
+    for hook in view.output.hook_runs if view.output else []:
+        style = "red" if hook.outcome == "failed" else "cyan"
+        because = f": {hook.error}" if hook.error else ""
+        what = f"{hook.event} hook {hook.workflow_type} {hook.outcome} ({hook.workflow_id}){because}"
+        lines.append(Text(f"⚑ {what}", style=style))
     if view.output and view.output.store_error:
         lines.append(Text(f"✖ the run's artifacts were not kept: {view.output.store_error}", style="red"))
-    if view.error and not (view.output and view.output.summary):
-        lines.append(Text(f"error: {view.error}", style="bold red"))
     return lines
 
 

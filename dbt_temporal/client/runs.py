@@ -6,26 +6,86 @@ never to a worker, so it works for finished runs and from any machine.
 
 from __future__ import annotations
 
+import json
 import secrets
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.config.settings import Settings
-from dbt_temporal.contract import WORKFLOW_TYPE, DbtRunInput, DbtRunOutput
+from dbt_temporal.contract import LISTING_COMMANDS, WORKFLOW_TYPE, DbtRunInput, DbtRunOutput, NodeStatus
 
 # Failure types that mean the request itself was wrong (exit code 2 on the CLI).
 USAGE_FAILURES = {"InvalidInput", "Configuration", "ProjectNotFound"}
+# A worker long-polls a task queue for up to a minute; one not seen for longer is gone.
+POLLER_SEEN_WITHIN = timedelta(minutes=2)
+
+RunStatus = Literal["running", "completed", "failed", "cancelled", "terminated", "continued_as_new", "timed_out"]
+_STATUS_WORDS: dict[WorkflowExecutionStatus, RunStatus] = {
+    WorkflowExecutionStatus.RUNNING: "running",
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "terminated",
+    WorkflowExecutionStatus.CONTINUED_AS_NEW: "continued_as_new",
+    WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+}
+
+
+def status_word(status: WorkflowExecutionStatus | None) -> RunStatus:
+    return _STATUS_WORDS.get(status, "running") if status is not None else "running"
+
+
+class RunReport(DbtRunOutput):
+    """A run as every command prints it with `--output json`, in every outcome.
+
+    The workflow's output fields (empty until the run ends, or when it ended without one:
+    cancelled, or failed before planning) plus the run's identity and live state, so a
+    script reads the same keys from `submit`, `status`, `reset` and `cancel`.
+    """
+
+    # Every key is always printed, so the schema marks every key required.
+    model_config = ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True)
+
+    workflow_id: str
+    run_id: str | None = None
+    task_queue: str | None = None
+    status: RunStatus = Field(description="Temporal's execution status of the run.")
+    # The workflow's output fields, relaxed for runs that have none yet (or never will).
+    invocation_id: str | None = None
+    success: bool = False
+    command: str | None = None
+    error: str | None = Field(default=None, description="Why the run failed, when it did.")
+    error_type: str | None = Field(
+        default=None, description="The failure's type, e.g. DbtRunFailed, InvalidInput, Cancelled."
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="The run's input (env: key names only).")
+    node_status: dict[str, NodeStatus] = Field(default_factory=dict, description="Each node's latest status.")
+    progress: dict[str, int] = Field(default_factory=dict, description="Node counts per status, and the total.")
+    start_time: datetime | None = None
+    close_time: datetime | None = None
+
+
+def run_report_schema() -> str:
+    """The JSON schema of `RunReport`, as committed in docs/run-output.schema.json."""
+    schema = RunReport.model_json_schema(mode="serialization")
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 class RunView(BaseModel):
     """A run as the CLI shows it."""
 
     workflow_id: str
-    status: str  # Temporal's execution status, lower case: running, completed, failed, ...
+    run_id: str | None = None
+    task_queue: str | None = None
+    status: RunStatus
     command: dict[str, Any] = Field(default_factory=dict)
     node_status: dict[str, str] = Field(default_factory=dict)
     progress: dict[str, int] = Field(default_factory=dict)
@@ -40,29 +100,96 @@ class RunView(BaseModel):
     def running(self) -> bool:
         return self.status == "running"
 
+    @property
+    def matched_nothing(self) -> bool:
+        """The run ended well but its selection matched no node (dbt warns, and exits 0)."""
+        output = self.output
+        return output is not None and output.success and not output.selected and not output.node_results
+
+    def selection(self) -> str:
+        """The selection the run was given, as a user would type it."""
+        parts = [f"--{flag} {self.command[flag]}" for flag in ("select", "exclude") if self.command.get(flag)]
+        return " ".join(parts) or "(everything)"
+
+    def report(self) -> RunReport:
+        output = self.output.model_dump() if self.output else {}
+        node_status = dict(self.node_status)
+        if self.output:
+            node_status.update({r.unique_id: r.status for r in self.output.node_results})
+        return RunReport.model_validate(
+            {
+                **output,
+                "workflow_id": self.workflow_id,
+                "run_id": self.run_id,
+                "task_queue": self.task_queue,
+                "status": self.status,
+                "command": output.get("command") or self.command.get("command"),
+                "project": output.get("project") or self.command.get("project"),
+                "cancelled": bool(output.get("cancelled")) or self.status == "cancelled",
+                "error": self.error,
+                "error_type": self.error_type,
+                "input": self.command,
+                "node_status": node_status,
+                "progress": self.progress,
+                "start_time": self.start_time,
+                "close_time": self.close_time,
+            }
+        )
+
+
+def is_listing(command: dict[str, Any]) -> bool:
+    return command.get("command") in LISTING_COMMANDS
+
 
 def new_workflow_id(run: DbtRunInput) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"dbt-{run.project or 'run'}-{run.command}-{stamp}-{secrets.token_hex(2)}"
 
 
-def ui_link(settings: Settings, workflow_id: str) -> str:
-    namespace = settings.temporal_namespace
-    if settings.temporal_address.endswith(".tmprl.cloud:7233"):
-        return f"https://cloud.temporal.io/namespaces/{namespace}/workflows/{workflow_id}"
-    host, _, port = settings.temporal_address.rpartition(":")
-    # The dev server serves its UI on the gRPC port + 1000 unless told otherwise.
-    return f"http://{host}:{int(port) + 1000}/namespaces/{namespace}/workflows/{workflow_id}"
+def ui_link(settings: Settings, workflow_id: str) -> str | None:
+    """The run's page in the Temporal UI: TEMPORAL_UI_URL's, or Temporal Cloud's; None when unknown."""
+    base = settings.temporal_ui_url
+    if base is None and settings.temporal_address.endswith(".tmprl.cloud:7233"):
+        base = "https://cloud.temporal.io"
+    if base is None:
+        return None
+    return f"{base.rstrip('/')}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
 
 
 async def start_run(client: Client, settings: Settings, run: DbtRunInput, workflow_id: str) -> WorkflowHandle:
+    return await start_on_queue(client, settings.temporal_task_queue, run, workflow_id)
+
+
+async def start_on_queue(client: Client, task_queue: str, run: DbtRunInput, workflow_id: str) -> WorkflowHandle:
     return await client.start_workflow(
         WORKFLOW_TYPE,
         run,
         id=workflow_id,
-        task_queue=settings.temporal_task_queue,
+        task_queue=task_queue,
         result_type=DbtRunOutput,
     )
+
+
+async def worker_polls(client: Client, task_queue: str) -> bool:
+    """Whether a worker has polled the task queue lately (Temporal's task queue description).
+
+    When the server will not describe the queue (a permission, an old server), say yes: the
+    answer only decides whether to warn, and a false warning is worse than none.
+    """
+    try:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+            )
+        )
+    except RPCError as err:
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            raise
+        return True
+    seen_since = datetime.now(UTC) - POLLER_SEEN_WITHIN
+    return any(p.last_access_time.ToDatetime().replace(tzinfo=UTC) >= seen_since for p in response.pollers)
 
 
 def _failure_details(err: BaseException) -> tuple[str, str | None, DbtRunOutput | None]:
@@ -84,10 +211,11 @@ def _failure_details(err: BaseException) -> tuple[str, str | None, DbtRunOutput 
 async def fetch_view(handle: WorkflowHandle) -> RunView:
     description = await handle.describe()
     memo = await description.memo()
-    status = description.status.name.lower() if description.status else "unknown"
     view = RunView(
         workflow_id=handle.id,
-        status=status,
+        run_id=description.run_id,
+        task_queue=description.task_queue,
+        status=status_word(description.status),
         command=memo.get("command") or {},
         node_status=memo.get("node_status") or {},
         progress=memo.get("progress") or {},
@@ -114,7 +242,9 @@ async def list_runs(client: Client, limit: int = 20) -> list[RunView]:
         views.append(
             RunView(
                 workflow_id=execution.id,
-                status=execution.status.name.lower() if execution.status else "unknown",
+                run_id=execution.run_id,
+                task_queue=execution.task_queue,
+                status=status_word(execution.status),
                 command=command,
                 progress=memo.get("progress") or {},
                 start_time=execution.start_time,
@@ -138,14 +268,23 @@ async def original_input(client: Client, handle: WorkflowHandle) -> DbtRunInput:
 
 
 def failed_nodes(view: RunView) -> list[str]:
-    """Nodes to run again after a failure: those that errored, were skipped or were cancelled."""
+    """Nodes to run again after a failure: those that errored, were skipped or were cancelled.
+
+    Project hooks (`operation.*`) are not nodes to select: the new run runs them anyway.
+    """
     if view.output is not None and view.output.node_results:
-        return [r.unique_id for r in view.output.node_results if r.status != "success"]
-    return [uid for uid, status in view.node_status.items() if status != "success"]
+        statuses = {r.unique_id: r.status for r in view.output.node_results}
+    else:
+        statuses = dict(view.node_status)
+    return [uid for uid, status in statuses.items() if status != "success" and not uid.startswith("operation.")]
 
 
-async def rerun_failed(client: Client, settings: Settings, workflow_id: str) -> WorkflowHandle:
-    """A new run of only the nodes that did not succeed last time, like `dbt retry`."""
+async def rerun_failed(client: Client, workflow_id: str) -> WorkflowHandle:
+    """A new run of only the nodes that did not succeed last time, like `dbt retry`.
+
+    It goes to the original run's task queue, whose workers serve its project; nodes that
+    project no longer has are refused rather than silently dropped.
+    """
     previous = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
     view = await fetch_view(previous)
     if view.running:
@@ -155,10 +294,36 @@ async def rerun_failed(client: Client, settings: Settings, workflow_id: str) -> 
     todo = failed_nodes(view)
     if not todo:
         raise ResetError(f"every node of '{workflow_id}' succeeded; nothing to re-run")
+    queue = view.task_queue or ""
+    if not await worker_polls(client, queue):
+        raise ResetError(
+            f"no worker polls task queue '{queue}', where run '{workflow_id}' ran; "
+            f"start one (dbtt worker --task-queue {queue}) and reset again"
+        )
     # The latest run of a long run carries its predecessor's state; a re-run starts afresh.
     run = (await original_input(client, previous)).model_copy(update={"unique_ids": todo, "carryover": None})
-    stamp = datetime.now(UTC).strftime("%H%M%S")
-    return await start_run(client, settings, run, f"{workflow_id}-retry-{stamp}")
+    new_id = f"{workflow_id}-retry-{datetime.now(UTC).strftime('%H%M%S')}"
+    unknown = await unknown_nodes(client, queue, run, f"{new_id}-check")
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ResetError(
+            f"the project on task queue '{queue}' no longer has {shown}; "
+            "submit a new run instead (or reset --from-start)"
+        )
+    return await start_on_queue(client, queue, run, new_id)
+
+
+async def unknown_nodes(client: Client, task_queue: str, run: DbtRunInput, check_id: str) -> list[str]:
+    """Of the run's `unique_ids`, those the workers' project does not have, found by a listing run."""
+    listing = run.model_copy(update={"command": "ls"})
+    handle = await start_on_queue(client, task_queue, listing, check_id)
+    try:
+        output = await handle.result()
+    except WorkflowFailureError as err:
+        message, _, _ = _failure_details(err)
+        raise ResetError(f"could not check the nodes to re-run: {message}") from None
+    known = set(output.selected)
+    return [uid for uid in run.unique_ids or [] if uid not in known]
 
 
 async def reset_from_start(client: Client, workflow_id: str) -> WorkflowHandle:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 FILE_NAME = "dbt_temporal.yml"
+# The workflow type of a dbt run; a lifecycle hook may start one (see LifecycleHooks' recursion guard).
+DBT_RUN_WORKFLOW = "dbt_run"
 
 
 class RetryConfig(BaseModel):
@@ -38,12 +40,62 @@ class RetryConfig(BaseModel):
         return any(re.search(pattern, message) for pattern in self.non_retryable_errors)
 
 
+class HookSpec(BaseModel):
+    """One lifecycle hook: a Temporal workflow of any type and language, started as a child of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_type: str = Field(min_length=1)
+    task_queue: str = Field(min_length=1)
+    timeout_secs: float = Field(default=300, gt=0)
+    # fail: pre_run aborts the run, a post hook turns `success` false; warn: recorded in hook_errors; ignore.
+    on_error: Literal["fail", "warn", "ignore"] = "warn"
+    # Sent instead of the default payload ({event, invocation_id, input, plan, output}).
+    input: Any = None
+    # Start the workflow and go on without waiting for it; it outlives the run.
+    fire_and_forget: bool = False
+
+
+class LifecycleHooks(BaseModel):
+    """Workflows run before the first node (`pre_run`) and after the run (`on_success` / `on_failure`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pre_run: list[HookSpec] = Field(default_factory=list)
+    on_success: list[HookSpec] = Field(default_factory=list)
+    on_failure: list[HookSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _no_endless_recursion(self) -> LifecycleHooks:
+        for event in ("pre_run", "on_success", "on_failure"):
+            for hook in getattr(self, event):
+                starts_run = hook.workflow_type == DBT_RUN_WORKFLOW
+                if starts_run and not (isinstance(hook.input, dict) and "hooks" in hook.input):
+                    raise ValueError(
+                        f"the {event} hook starts {DBT_RUN_WORKFLOW} with these same hooks, which would start it "
+                        "again without end; give the hook an `input` with a `hooks` key (`hooks: {}` for none)"
+                    )
+        return self
+
+
+
+def validation_message(err: ValidationError) -> str:
+    """The first problem of a validation error as one line: the key, then why."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    return f"key '{key}': {str(first['msg']).removeprefix('Value error, ')}"
+
+
 class ProjectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    # Lifecycle hooks are accepted for compatibility with the reference's files; not run yet.
-    hooks: dict[str, Any] | None = None
+    hooks: LifecycleHooks = Field(default_factory=LifecycleHooks)
+
+    @field_validator("retry", "hooks", mode="before")
+    @classmethod
+    def _empty_key_means_defaults(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class ProjectConfigFileError(ValueError):
@@ -62,7 +114,4 @@ def load_project_config(project_dir: Path) -> ProjectConfig:
     try:
         return ProjectConfig.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        reason = str(first["msg"]).removeprefix("Value error, ")
-        raise ProjectConfigFileError(f"{path}: key '{key}': {reason}") from None
+        raise ProjectConfigFileError(f"{path}: {validation_message(err)}") from None

@@ -56,6 +56,19 @@ def candidate_dirs(settings: Settings) -> list[Path]:
     return [cwd] if (cwd / "dbt_project.yml").is_file() else _scan(cwd)
 
 
+def _profiles_dir(settings: Settings, project: Path) -> Path:
+    """DBT_PROFILES_DIR when set; else the project's own directory, then ~/.dbt, as dbt looks."""
+    if settings.dbt_profiles_dir is not None:
+        candidates = [settings.dbt_profiles_dir.expanduser().resolve()]
+    else:
+        candidates = [project, Path.home() / ".dbt"]
+    for directory in candidates:
+        if (directory / "profiles.yml").is_file():
+            return directory
+    looked = " or ".join(str(directory) for directory in candidates)
+    raise ProjectConfigError(f"no profiles.yml in {looked}; set DBT_PROFILES_DIR")
+
+
 def discover_projects(settings: Settings) -> dict[str, ProjectDir]:
     projects: dict[str, ProjectDir] = {}
     for path in candidate_dirs(settings):
@@ -67,9 +80,7 @@ def discover_projects(settings: Settings) -> dict[str, ProjectDir]:
             raise ProjectConfigError(
                 f"two projects are named '{name}': {projects[name].path} and {path}; rename one or load only one"
             )
-        profiles_dir = (settings.dbt_profiles_dir or path).expanduser().resolve()
-        if not (profiles_dir / "profiles.yml").is_file():
-            raise ProjectConfigError(f"no profiles.yml in {profiles_dir}; set DBT_PROFILES_DIR")
+        profiles_dir = _profiles_dir(settings, path)
         try:
             config = load_project_config(path)
         except ProjectConfigFileError as err:

@@ -1,21 +1,27 @@
-"""The one configuration model every subcommand reads.
+"""The configuration every subcommand reads.
 
 Environment variables first (names from the reference implementation), then
-CLI flags, which the CLI passes in as overrides.
+CLI flags, which the CLI passes in as overrides. `Settings` is what every
+command needs; `WorkerSettings` adds what only a worker reads, so a client
+command never fails on a worker variable it does not use.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dbt_temporal.config.defaults import DEFAULT_HEALTH_FILE
 
+# On SIGTERM a worker lets running nodes finish for this long before cancelling them. The SDK's
+# own default (0) would cancel them at once and make them run again elsewhere.
+DEFAULT_GRACEFUL_SHUTDOWN_SECS = 300.0
 # Stores other than a local directory (gcs:// is gcsfs's other name for gs://).
 STORE_SCHEMES = ("file", "s3", "gs", "gcs")
 
@@ -42,7 +48,14 @@ class Settings(BaseSettings):
     )
     dbt_target: str | None = Field(default=None, description="Profile target used when a run names none.")
 
-    temporal_search_attributes: dict[str, str] = Field(
+    temporal_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Temporal Web UI, for links to runs, e.g. http://localhost:8233 "
+        "(Temporal Cloud needs none).",
+    )
+
+    # Parsed here (NoDecode) rather than by pydantic-settings, whose JSON error is a traceback.
+    temporal_search_attributes: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description='Static search attributes for every run, as a JSON object, e.g. {"team": "data"}.',
     )
@@ -54,37 +67,11 @@ class Settings(BaseSettings):
         default=None, description="File the worker touches while healthy (default /tmp/health with HEALTH_PORT)."
     )
 
-    # Worker tuning, mapped onto the Temporal SDK's own worker options.
-    worker_tuner: Literal["fixed", "resource-based"] = Field(default="fixed", description="Slot tuner.")
-    worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=2)
-    worker_max_concurrent_activities: int = Field(default=100, ge=1)
-    worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
-    worker_resource_target_mem: float = Field(default=0.8, gt=0, le=1)
-    worker_resource_target_cpu: float = Field(default=0.9, gt=0, le=1)
-    worker_resource_activity_min_slots: int = Field(default=1, ge=0)
-    worker_resource_activity_max_slots: int = Field(default=500, ge=1)
-    worker_max_cached_workflows: int = Field(default=1000, ge=0)
-    worker_max_sessions: int = Field(default=8, ge=1)
-    worker_sticky_queue_timeout_secs: float = Field(default=10, gt=0)
-    worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
-    worker_max_activities_per_second: float | None = Field(default=None, gt=0)
-    worker_max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
-    worker_graceful_shutdown_secs: float | None = Field(default=None, ge=0)
-    worker_work_dir: Path | None = Field(
-        default=None,
-        description="Private directory (mode 0700) for dbt's per-session files, target/ and logs/; "
-        "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
-    )
-
-    write_artifacts: bool = Field(
-        default=False,
-        description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",
-    )
-    write_run_log: bool = Field(default=True, description="Keep each run's full log (log.txt) in ARTIFACT_STORE.")
+    # Read by the workers, which write runs there, and by `dbtt artifacts`.
     artifact_store: str | None = Field(
         default=None,
         description="Where runs are kept, under <store>/<workflow id>/: a directory, s3://bucket/prefix or "
-        "gs://bucket/prefix (default: artifacts/ in the work directory, see WORKER_WORK_DIR).",
+        "gs://bucket/prefix (default: dbtt-<uid>/artifacts under the system temp dir).",
     )
 
     @field_validator("artifact_store")
@@ -116,11 +103,18 @@ class Settings(BaseSettings):
             raise ValueError("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
         return self
 
-    @model_validator(mode="after")
-    def _slot_range(self) -> Settings:
-        if self.worker_resource_activity_min_slots > self.worker_resource_activity_max_slots:
-            raise ValueError("WORKER_RESOURCE_ACTIVITY_MIN_SLOTS must not exceed WORKER_RESOURCE_ACTIVITY_MAX_SLOTS")
-        return self
+    @field_validator("temporal_search_attributes", mode="before")
+    @classmethod
+    def _search_attributes_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            parsed = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+            raise ValueError('must be a JSON object of strings, like {"team": "data"}')
+        return parsed
 
     @property
     def worker_health_file(self) -> Path | None:
@@ -130,15 +124,11 @@ class Settings(BaseSettings):
         return self.health_file
 
     @property
-    def work_root(self) -> Path:
-        return self.worker_work_dir or Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}"
-
-    @property
     def artifact_root(self) -> str:
-        """The artifact store; a local one as an absolute path, the same for the worker and the CLI."""
+        """The artifact store; a local one as an absolute path, so plans carry the same one to every worker."""
         store = self.artifact_store
         if store is None:
-            return str(self.work_root / "artifacts")
+            return str(Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}" / "artifacts")
         if store.startswith("file://"):
             store = store.removeprefix("file://")
         if "://" in store:
@@ -152,3 +142,48 @@ class Settings(BaseSettings):
     @classmethod
     def env_name(cls, field: str) -> str:
         return field.upper()
+
+
+class WorkerSettings(Settings):
+    """What `dbtt worker` (and `dbtt dev`, which runs one) reads on top of `Settings`."""
+
+    # Worker tuning, mapped onto the Temporal SDK's own worker options.
+    worker_tuner: Literal["fixed", "resource-based"] = Field(default="fixed", description="Slot tuner.")
+    worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=2)
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
+    worker_resource_target_mem: float = Field(default=0.8, gt=0, le=1)
+    worker_resource_target_cpu: float = Field(default=0.9, gt=0, le=1)
+    worker_resource_activity_min_slots: int = Field(default=1, ge=0)
+    worker_resource_activity_max_slots: int = Field(default=500, ge=1)
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_max_sessions: int = Field(default=8, ge=1)
+    worker_sticky_queue_timeout_secs: float = Field(default=10, gt=0)
+    worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
+    worker_max_activities_per_second: float | None = Field(default=None, gt=0)
+    worker_max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
+    worker_graceful_shutdown_secs: float = Field(
+        default=DEFAULT_GRACEFUL_SHUTDOWN_SECS,
+        ge=0,
+        description="On SIGTERM, how long running nodes may finish before they are cancelled.",
+    )
+    worker_work_dir: Path | None = Field(
+        default=None,
+        description="Private directory (mode 0700) for dbt's per-session files, target/ and logs/; "
+        "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
+    )
+    write_artifacts: bool = Field(
+        default=False,
+        description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",
+    )
+    write_run_log: bool = Field(default=True, description="Keep each run's full log (log.txt) in ARTIFACT_STORE.")
+
+    @model_validator(mode="after")
+    def _slot_range(self) -> WorkerSettings:
+        if self.worker_resource_activity_min_slots > self.worker_resource_activity_max_slots:
+            raise ValueError("WORKER_RESOURCE_ACTIVITY_MIN_SLOTS must not exceed WORKER_RESOURCE_ACTIVITY_MAX_SLOTS")
+        return self
+
+    @property
+    def work_root(self) -> Path:
+        return self.worker_work_dir or Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}"

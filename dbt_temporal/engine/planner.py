@@ -22,8 +22,8 @@ from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
 from dbt_common.events.format import pluralize
 
-from dbt_temporal.config.project_config import RetryConfig
-from dbt_temporal.contract import LISTING_COMMANDS, Plan, PlannedNode, PlanRequest
+from dbt_temporal.config.project_config import ProjectConfig
+from dbt_temporal.contract import Plan, PlannedNode, PlanRequest
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -64,7 +64,7 @@ def make_task(session: DbtSession, command: str, select: str | None, exclude: st
 HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot")
 
 
-def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig) -> Plan:
+def plan_selection(session: DbtSession, request: PlanRequest, project_config: ProjectConfig) -> Plan:
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
@@ -73,7 +73,7 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
             queue = task.get_graph_queue()
             graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
-    listed = sorted(graph.nodes)
+    selected = set(graph.nodes)
     graph = _without_ephemeral_models(graph, session.manifest)
     order, parents = _with_unit_tests(session, list(nx.topological_sort(graph)), graph, unit_tests)
     reduced = reduced_parents(order, parents)
@@ -85,14 +85,15 @@ def plan_selection(session: DbtSession, request: PlanRequest, retry: RetryConfig
         target=session.config.target_name,
         threads=session.config.threads,
         nodes=nodes,
-        selected=listed if request.command in LISTING_COMMANDS else [],
+        not_run=sorted(selected - set(order)),
         project_summary=_project_summary(session.manifest),
         manifest_digest=session.manifest_digest,
         stat_line=get_counts(executed),
         start_hooks=len(start_hooks),
         end_hooks=len(end_hooks),
         skip_nodes_if_on_run_start_fails=bool(getattr(session.flags, "skip_nodes_if_on_run_start_fails", False)),
-        retry=retry,
+        retry=project_config.retry,
+        lifecycle_hooks=project_config.hooks,
     )
 
 
@@ -151,20 +152,34 @@ def _with_unit_tests(
 
 
 def reduced_parents(order: list[str], parents: dict[str, set[str]]) -> list[list[int]]:
-    """Each node's parents as positions in `order`, keeping only the edges reachability needs.
+    """Each node's parents as positions in `order` (a topological order), keeping only the edges
+    reachability needs: the transitive reduction of the graph.
 
     dbt links every upstream test to every downstream node in `build`, so a big
     project has hundreds of thousands of edges, most implied by others. dbt's
     gating depends on reachability alone (a node starts once all its ancestors
     succeeded; a failure skips every descendant), and the transitive reduction
     keeps exactly the reachability of the full graph with the fewest edges.
+
+    A parent is implied when it is an ancestor of another parent, which then
+    comes later in the order. So parents are visited latest first, and one is
+    kept unless an already kept parent descends from it. Ancestor sets are
+    bitsets over positions: linear in the edges, where networkx's general
+    algorithm walks descendants from every node.
     """
-    dag = nx.DiGraph()
-    dag.add_nodes_from(order)
-    dag.add_edges_from((parent, uid) for uid in order for parent in parents[uid])
-    reduced = nx.transitive_reduction(dag)
     position = {uid: i for i, uid in enumerate(order)}
-    return [sorted(position[parent] for parent in reduced.predecessors(uid)) for uid in order]
+    ancestors: list[int] = []
+    reduced: list[list[int]] = []
+    for uid in order:
+        covered = 0
+        kept: list[int] = []
+        for parent in sorted((position[p] for p in parents[uid]), reverse=True):
+            if not covered >> parent & 1:
+                kept.append(parent)
+                covered |= ancestors[parent] | 1 << parent
+        ancestors.append(covered)
+        reduced.append(sorted(kept))
+    return reduced
 
 
 def manifest_entry(manifest: Any, unique_id: str) -> Any:

@@ -130,7 +130,7 @@ class DbtActivities:
         def plan() -> Plan:
             project = self.pool.resolve_project(request.session.project)
             with self.pool.lease(request.session) as session:
-                plan = plan_selection(session, request, project.config.retry)
+                plan = plan_selection(session, request, project.config)
                 if request.command not in LISTING_COMMANDS:
                     ensure_schemas(session)
             attributes = run_search_attributes(

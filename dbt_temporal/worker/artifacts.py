@@ -9,14 +9,14 @@ from pathlib import Path
 
 from dbt_temporal import artifact_store
 from dbt_temporal.artifact_store import LOG, MANIFEST, RUN_RESULTS
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import ArtifactOptions, StoreArtifactsRequest, StoredArtifacts
 from dbt_temporal.engine.artifacts import write_dbt_artifacts
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.redaction import redact
 
 
-def artifact_options(settings: Settings) -> ArtifactOptions | None:
+def artifact_options(settings: WorkerSettings) -> ArtifactOptions | None:
     """What this worker's runs keep, from WRITE_ARTIFACTS, WRITE_RUN_LOG and ARTIFACT_STORE."""
     if not (settings.write_artifacts or settings.write_run_log):
         return None

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from dbt_temporal.config.projects import discover_projects
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import SessionSpec
 from dbt_temporal.worker import health
 from dbt_temporal.worker.tuning import node_threads, worker_options
@@ -34,11 +34,11 @@ def quiet_dbt_events() -> None:
 NODE_THREAD_SWITCH_SECONDS = 0.0005
 
 
-async def run_worker(client: Client, settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Event) -> None:
     """Serve runs until `stop` is set; each project is parsed once, up front.
 
     On stop the worker stops polling and lets running nodes finish (within
-    WORKER_GRACEFUL_SHUTDOWN_SECS, when set, after which they are cancelled).
+    WORKER_GRACEFUL_SHUTDOWN_SECS, 300 s by default, after which they are cancelled).
 
     Workflow tasks run in this process too. A process of their own was
     measured (bench, 500 nodes): their tasks got shorter (14-20 ms against
@@ -115,7 +115,7 @@ async def _registered_search_attributes(client: Client, namespace: str) -> set[s
     return {name for name, kind in response.custom_attributes.items() if kind == keyword}
 
 
-async def _start_health(client: Client, worker: Worker, settings: Settings) -> list[asyncio.Task[None]]:
+async def _start_health(client: Client, worker: Worker, settings: WorkerSettings) -> list[asyncio.Task[None]]:
     path = settings.worker_health_file
     if path is None:
         return []

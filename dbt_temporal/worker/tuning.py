@@ -7,10 +7,10 @@ from typing import Any
 
 from temporalio.worker import ResourceBasedSlotConfig, WorkerTuner
 
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import WorkerSettings
 
 
-def worker_options(settings: Settings) -> dict[str, Any]:
+def worker_options(settings: WorkerSettings) -> dict[str, Any]:
     options: dict[str, Any] = {
         # Heartbeats are how a cancellation reaches a running node: send them every 2 s at
         # most (the SDK's default throttle would hold them for 80 % of the 10 s timeout).
@@ -21,9 +21,8 @@ def worker_options(settings: Settings) -> dict[str, Any]:
         "nonsticky_to_sticky_poll_ratio": settings.worker_nonsticky_to_sticky_poll_ratio,
         "max_activities_per_second": settings.worker_max_activities_per_second,
         "max_task_queue_activities_per_second": settings.worker_max_task_queue_activities_per_second,
+        "graceful_shutdown_timeout": timedelta(seconds=settings.worker_graceful_shutdown_secs),
     }
-    if settings.worker_graceful_shutdown_secs is not None:
-        options["graceful_shutdown_timeout"] = timedelta(seconds=settings.worker_graceful_shutdown_secs)
     if settings.worker_tuner == "resource-based":
         options["tuner"] = WorkerTuner.create_resource_based(
             target_memory_usage=settings.worker_resource_target_mem,
@@ -40,7 +39,7 @@ def worker_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def node_threads(settings: Settings) -> int:
+def node_threads(settings: WorkerSettings) -> int:
     """Threads for running nodes: as many as activities may run at once on this worker."""
     if settings.worker_tuner == "resource-based":
         return settings.worker_resource_activity_max_slots

@@ -10,7 +10,7 @@ history grows past Temporal's limits.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -18,8 +18,10 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from dbt_temporal import __version__
-    from dbt_temporal.config.project_config import RetryConfig
+    from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig, validation_message
     from dbt_temporal.contract import (
         COMMANDS,
         LISTING_COMMANDS,
@@ -46,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from dbt_temporal.redaction import redact
     from dbt_temporal.workflow import runlog
+    from dbt_temporal.workflow.lifecycle import LifecycleHookRunner, PreRunOutcome
     from dbt_temporal.workflow.scheduler import DagScheduler
 
 PLAN_TIMEOUT = timedelta(minutes=10)
@@ -64,7 +67,8 @@ STORE_RETRY = RetryPolicy(
 STORE_ARTIFACTS_PATCH = "store-artifacts"
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
-# Memos are rewritten at most this often: each update is a history event holding the whole memo.
+# Memos are rewritten at most this often, and only when something changed: each update is a
+# history event holding the whole memo.
 MEMO_INTERVAL = timedelta(seconds=2)
 # Errors that no retry can fix; activities raise them with these types.
 NON_RETRYABLE = ["ProjectNotFound", "Configuration", "InvalidInput", "PlanTooLarge"]
@@ -88,6 +92,10 @@ def node_retry_policy(retry: RetryConfig) -> RetryPolicy:
     )
 
 
+def _lean(result: NodeResult) -> NodeResult:
+    return result.model_copy(update={"compiled_code": None, "timing": []})
+
+
 def _any_failed(results: list[NodeResult]) -> bool:
     return any(result.status == NodeStatus.error for result in results)
 
@@ -106,7 +114,8 @@ class DbtRunWorkflow:
         self._log: list[str] = []
         self._secrets: list[str] = []
         self._memo_dirty = False
-        self._memo_flushed_at: datetime | None = None
+        # Whether this workflow run (not the chain) has started a node; see `_history_is_long`.
+        self._started_here = False
         self._run_cancelled = False
         self._results: dict[str, NodeResult] = {}
         self._index_of: dict[str, int] = {}
@@ -126,11 +135,20 @@ class DbtRunWorkflow:
             carryover = await self._start(run)
             if run.command in LISTING_COMMANDS:
                 return self._finish(self._output(run, carryover), carryover)
+            lifecycle = self._lifecycle(run, carryover)
+            pre_run = await lifecycle.pre_run(self._hook_payload(carryover))
+            if pre_run.skip or pre_run.abort:
+                return self._finish(self._ended_before_nodes(run, carryover, pre_run), carryover)
+            if pre_run.extra_env:
+                # Like `env`: what env_var() returns for this run, profiles.yml included; secret too.
+                run = run.model_copy(update={"env": {**(run.env or {}), **pre_run.extra_env}})
+                self._secrets += list(pre_run.extra_env.values())
         else:
             self._results = {r.unique_id: r for r in carryover.results}
             self._index_of = dict(carryover.index_of)
             self._log = list(carryover.log)
             self._log_earlier = carryover.log_earlier
+            lifecycle = self._lifecycle(run, carryover)
 
         plan = carryover.plan
         scheduler = DagScheduler(plan.nodes, carryover.threads)
@@ -154,7 +172,38 @@ class DbtRunWorkflow:
         output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
         await self._store_artifacts(run, carryover, end_hook_results, output)
-        return self._finish(output, carryover)
+        event = "on_success" if output.success else "on_failure"
+        if not await lifecycle.post_run(event, self._hook_payload(carryover, output)):
+            output.success = False
+        return self._finish(self._output(run, carryover, output), carryover)
+
+    def _lifecycle(self, run: DbtRunInput, carryover: Carryover) -> LifecycleHookRunner:
+        """The run's own `hooks` replace the project's entirely (empty lists turn them off)."""
+        hooks = carryover.plan.lifecycle_hooks if run.hooks is None else LifecycleHooks.model_validate(run.hooks)
+        return LifecycleHookRunner(hooks, self._say, carryover.hook_runs, carryover.hook_errors)
+
+    def _hook_payload(self, carryover: Carryover, output: DbtRunOutput | None = None) -> dict[str, object]:
+        """What a hook workflow receives by default: env values never, compiled SQL not."""
+        shown = output.model_copy(update={"node_results": [_lean(r) for r in output.node_results]}) if output else None
+        return {
+            "invocation_id": carryover.invocation_id,
+            "input": self._state.command,
+            "plan": carryover.plan.model_dump(mode="json"),
+            "output": shown.model_dump(mode="json") if shown else None,
+        }
+
+    def _ended_before_nodes(self, run: DbtRunInput, carryover: Carryover, pre_run: PreRunOutcome) -> DbtRunOutput:
+        """A pre_run hook skipped the run (a success) or failed with `on_error: fail` (a failure)."""
+        output = self._output(run, carryover)
+        if pre_run.abort:
+            output.success = False
+            output.summary = pre_run.abort
+        else:
+            output.skipped = True
+            output.skip_reason = pre_run.skip_reason
+            output.summary = "Skipped by a pre_run hook" + (f": {pre_run.skip_reason}" if pre_run.skip_reason else "")
+        self._say("", output.summary)
+        return output
 
     def _invocation(self, carryover: Carryover) -> InvocationSpec:
         return InvocationSpec(
@@ -171,7 +220,8 @@ class DbtRunWorkflow:
             command=run.command,
             invocation=self._invocation(carryover),
             hook_type=hook_type,
-            results=[r.model_copy(update={"compiled_code": None, "timing": []}) for r in results],
+            # As in dbt's `results`: compiled code included (elementary and dbt_artifacts read it).
+            results=[r.model_copy(update={"timing": []}) for r in results],
         )
         try:
             hook_results = await workflow.execute_activity(
@@ -269,6 +319,13 @@ class DbtRunWorkflow:
                 type="InvalidInput",
                 non_retryable=True,
             )
+        if run.hooks is not None:
+            try:
+                LifecycleHooks.model_validate(run.hooks)
+            except ValidationError as err:
+                raise ApplicationError(
+                    f"input 'hooks': {validation_message(err)}", type="InvalidInput", non_retryable=True
+                ) from None
         started = workflow.now()
         plan = await self._plan(run)
         if plan.search_attributes:
@@ -291,17 +348,23 @@ class DbtRunWorkflow:
             log=[],
         )
 
-    def _output(self, run: DbtRunInput, carryover: Carryover) -> DbtRunOutput:
-        return DbtRunOutput(
+    def _output(self, run: DbtRunInput, carryover: Carryover, output: DbtRunOutput | None = None) -> DbtRunOutput:
+        """The run's output (a new one, or `output` completed) with the lifecycle hooks' record."""
+        output = output or DbtRunOutput(
             invocation_id=carryover.invocation_id,
             project=carryover.plan.project,
             command=run.command,
             success=True,
             selected=carryover.plan.selected,
         )
+        output.hook_runs = list(carryover.hook_runs)
+        output.hook_errors = list(carryover.hook_errors)
+        return output
 
     def _say(self, *lines: str) -> None:
+        """Add run log lines; every change of a run's state says a line, so this also marks the memo stale."""
         self._log.extend(redact(line, self._secrets) for line in lines)
+        self._memo_dirty = True
 
     async def _plan(self, run: DbtRunInput) -> Plan:
         request = PlanRequest(
@@ -352,32 +415,31 @@ class DbtRunWorkflow:
                 )
                 running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
                 self._say(runlog.start_line(self._index(uid), total, node))
-            self._memo_dirty = True
+                self._started_here = True
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
             self._results[uid] = result
             self._say(runlog.finish_line(self._index(uid), total, nodes[uid], result))
             for skipped in scheduler.finish(uid, result.status):
-                cause = nodes[scheduler.skip_cause[skipped]].name
-                record_skip(skipped, f"Skipped because {cause} did not succeed")
+                record_skip(skipped, None)  # as in dbt's run_results: a skipped child has no message
             if run.fail_fast and result.status == NodeStatus.error:
                 for task in running:
                     task.cancel()
                 for skipped in scheduler.skip_pending(FAIL_FAST_REASON):
                     record_skip(skipped, FAIL_FAST_REASON)
 
-        def record_skip(uid: str, message: str) -> None:
+        def record_skip(uid: str, message: str | None) -> None:
             self._results[uid] = NodeResult(
                 unique_id=uid, status=NodeStatus.skipped, dbt_status="skipped", message=message
             )
             self._say(runlog.finish_line(self._index(uid), total, nodes[uid], self._results[uid]))
 
         start_ready()
+        memo_keeper = asyncio.ensure_future(self._keep_memo())
         try:
             while running:
-                wait_for_memo = self._flush_memo_if_due()
-                done, _ = await workflow.wait(list(running), timeout=wait_for_memo, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     running.pop(task)
                     record(task.result())
@@ -385,6 +447,8 @@ class DbtRunWorkflow:
         except asyncio.CancelledError:
             await self._cancel(running, scheduler)
             raise
+        finally:
+            memo_keeper.cancel()
 
     async def _cancel(self, running: dict[asyncio.Task[NodeResult], PlannedNode], scheduler: DagScheduler) -> None:
         """The run was cancelled: stop every running node (their queries too) and wait for them."""
@@ -430,9 +494,21 @@ class DbtRunWorkflow:
             return NodeResult(unique_id=node.unique_id, status=NodeStatus.error, dbt_status="error", message=message)
 
     def _history_is_long(self, run: DbtRunInput) -> bool:
+        """Whether to stop starting nodes and hand over to a fresh run (continue-as-new).
+
+        Decided on the history's real length and size against the run's own bounds, well
+        inside Temporal's limits (51,200 events, 50 MB). The server's suggestion comes much
+        earlier (a few thousand events) and would hand over, draining every slot, many
+        times per big run, so it is not followed alone. A run that has not started a node
+        never hands over: one whose carryover alone passed the bounds would otherwise
+        continue as new forever without running anything.
+        """
+        if not self._started_here:
+            return False
         info = workflow.info()
         return (
-            info.is_continue_as_new_suggested() or info.get_current_history_length() > run.continue_as_new_after_events
+            info.get_current_history_length() > run.continue_as_new_after_events
+            or info.get_current_history_size() > run.continue_as_new_after_bytes
         )
 
     def _continue_as_new(self, run: DbtRunInput, carryover: Carryover) -> None:
@@ -448,15 +524,16 @@ class DbtRunWorkflow:
             run.model_copy(update={"carryover": handover}), memo={"command": self._state.command, **self._live_memo()}
         )
 
-    def _flush_memo_if_due(self) -> float | None:
-        """Flush the memo when it is due; else the seconds until it is, if something changed."""
-        if not self._memo_dirty:
-            return None
-        now = workflow.now()
-        if self._memo_flushed_at is None or now - self._memo_flushed_at >= MEMO_INTERVAL:
+    async def _keep_memo(self) -> None:
+        """Flush the memo when something changed, then rest for MEMO_INTERVAL.
+
+        One timer per flush, and only while the run changes; waiting for nodes with a
+        timeout instead would start and cancel a timer on every turn of the node loop.
+        """
+        while True:
+            await workflow.wait_condition(lambda: self._memo_dirty)
             self._flush_memo()
-            return None
-        return (MEMO_INTERVAL - (now - self._memo_flushed_at)).total_seconds()
+            await asyncio.sleep(MEMO_INTERVAL.total_seconds())
 
     def _live_memo(self) -> dict[str, object]:
         return {
@@ -470,7 +547,6 @@ class DbtRunWorkflow:
             return
         workflow.upsert_memo(self._live_memo())
         self._memo_dirty = False
-        self._memo_flushed_at = workflow.now()
 
     def _finish(self, output: DbtRunOutput, carryover: Carryover) -> DbtRunOutput:
         output.elapsed_time = (workflow.now() - carryover.started_at).total_seconds()
