@@ -20,6 +20,7 @@ PLAN_ACTIVITY = "plan_project"
 PROJECT_HOOKS_ACTIVITY = "project_hooks"
 # Keyword search attribute a run keeps current: running, then success, failed, skipped or cancelled.
 STATUS_ATTRIBUTE = "DbtStatus"
+STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile")
@@ -120,6 +121,17 @@ class PlannedNode(BaseModel):
         return f"{self.resource_type}:{self.name}"
 
 
+class ArtifactOptions(BaseModel):
+    """The planning worker's artifact settings, carried by the plan so every worker of the run agrees."""
+
+    # Root of the store: an absolute directory, s3://bucket/prefix or gs://bucket/prefix.
+    store: str
+    # run_results.json, manifest.json and the compiled/ tree.
+    dbt_artifacts: bool = False
+    # log.txt, the run log as the CLI prints it.
+    run_log: bool = True
+
+
 class Plan(BaseModel):
     """What the workflow schedules; `nodes` are in topological order, the order dbt starts them."""
 
@@ -146,6 +158,8 @@ class Plan(BaseModel):
     lifecycle_hooks: LifecycleHooks = Field(default_factory=LifecycleHooks)
     # Keyword search attributes the worker found registered on the namespace, with this run's values.
     search_attributes: dict[str, str] = Field(default_factory=dict)
+    # What the run keeps in the artifact store when it ends; None keeps nothing.
+    artifacts: ArtifactOptions | None = None
 
     @property
     def selected(self) -> list[str]:
@@ -178,6 +192,26 @@ class ProjectHooksRequest(BaseModel):
     hook_type: HookType
     # The run's node results so far: what on-run-end hooks see as `results`.
     results: list[NodeResult] = Field(default_factory=list)
+
+
+class StoreArtifactsRequest(BaseModel):
+    session: SessionSpec
+    command: str
+    invocation: InvocationSpec
+    options: ArtifactOptions
+    # The run's record is kept under <store>/<workflow_id>/.
+    workflow_id: str
+    # Every result of the run, hooks included, with their compiled code.
+    results: list[NodeResult] = Field(default_factory=list)
+    log: list[str] = Field(default_factory=list)
+    elapsed_time: float = 0.0
+
+
+class StoredArtifacts(BaseModel):
+    """Where the store step put the run's record."""
+
+    artifacts: list[str] = Field(default_factory=list)
+    log_path: str | None = None
 
 
 class TimingEntry(BaseModel):
@@ -229,6 +263,8 @@ class DbtRunOutput(BaseModel):
     elapsed_time: float = 0.0
     artifacts: list[str] = Field(default_factory=list)
     log_path: str | None = None
+    # Why the run's artifacts could not be written (the store named); the node results are still here.
+    store_error: str | None = None
     hook_errors: list[str] = Field(default_factory=list)
     hook_runs: list[HookRun] = Field(default_factory=list)
     summary: str = ""
@@ -265,3 +301,4 @@ class RunState(BaseModel):
 
 DbtRunInput.model_rebuild()
 ProjectHooksRequest.model_rebuild()
+StoreArtifactsRequest.model_rebuild()

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbt_temporal.client.devserver import DevServer
 from dbt_temporal.contract import DbtRunInput
-from tests.test_workflow_logic import PLAN, Script, planned, run_with_history
+from tests.test_workflow_logic import PLAN, STORING_PLAN, Script, planned, run_with_history
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
         DbtRunInput(),
     ),
     "continue_as_new": (Script(plan=LONG_PLAN), DbtRunInput(continue_as_new_after_events=100)),
+    "stores_artifacts": (Script(plan=STORING_PLAN), DbtRunInput()),
 }
 
 

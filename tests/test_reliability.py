@@ -150,7 +150,8 @@ def test_a_worker_on_another_project_version_refuses_the_rest_of_a_run(tmp_path:
 
 def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker) -> None:
     project, env = crash_project(tmp_path)
-    worker = start_worker(project, **env)
+    store = tmp_path / "store"
+    worker = start_worker(project, WRITE_ARTIFACTS="true", ARTIFACT_STORE=str(store), **env)
     start_without_waiting(worker, DbtRunInput(command="run"), "cancel-run")
     wait_until(lambda: node_status_is(worker.address, "cancel-run", "model.crash.slow", "running"), timeout=60)
 
@@ -166,6 +167,11 @@ def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker)
     }
     worker.stop()  # DuckDB lets one process hold the file
     assert len(table_rows(tmp_path / "crash.duckdb", "run_ends")) == 1, "on-run-end ran once, after the cancel"
+    # The cancelled run still kept its record; dbt retries its unfinished nodes like skipped ones.
+    kept = json.loads((store / "cancel-run" / "run_results.json").read_text())
+    statuses = {r["unique_id"]: r["status"] for r in kept["results"] if r["unique_id"].startswith("model.")}
+    assert statuses == {"model.crash.first": "success", "model.crash.slow": "skipped", "model.crash.last": "skipped"}
+    assert "Run cancelled." in (store / "cancel-run" / "log.txt").read_text()
 
 
 def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import Settings, WorkerSettings
 from tests.support import EXAMPLES, copy_project
 
 
@@ -34,6 +36,19 @@ def test_tls_needs_cert_and_key_and_turns_on_with_an_api_key() -> None:
         Settings(temporal_tls_key=Path("key.pem"))
     assert Settings(temporal_api_key="k").tls_enabled
     assert not Settings().tls_enabled
+
+
+def test_artifact_store_is_a_directory_s3_or_gcs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    assert Settings().artifact_root == str(tmp_path / "temp" / f"dbtt-{os.getuid()}" / "artifacts")
+    assert Settings(artifact_store="runs").artifact_root == str(tmp_path / "runs")  # absolute, as plans carry it
+    assert Settings(artifact_store="s3://bucket/dbt/").artifact_root == "s3://bucket/dbt"
+    assert Settings(artifact_store="gs://bucket").artifact_root == "gs://bucket"
+    with pytest.raises(ValidationError, match="is not a directory, s3://bucket/prefix or gs://bucket/prefix"):
+        Settings(artifact_store="ftp://host/runs")
+    defaults = WorkerSettings()
+    assert (defaults.write_artifacts, defaults.write_run_log) == (False, True)
 
 
 def test_discovery_order_and_duplicate_names(tmp_path: Path) -> None:

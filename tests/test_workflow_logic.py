@@ -17,12 +17,15 @@ import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from dbt_temporal.client.codec import data_converter
 from dbt_temporal.contract import (
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
+    STORE_ARTIFACTS_ACTIVITY,
+    ArtifactOptions,
     DbtRunInput,
     DbtRunOutput,
     NodeRequest,
@@ -32,6 +35,8 @@ from dbt_temporal.contract import (
     PlannedNode,
     PlanRequest,
     ProjectHooksRequest,
+    StoreArtifactsRequest,
+    StoredArtifacts,
 )
 from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
 from tests.support import memo_of
@@ -70,6 +75,8 @@ class Script:
     start_hook_status: str = "success"
     hook_requests: list[ProjectHooksRequest] = field(default_factory=list)
     node_requests: list[NodeRequest] = field(default_factory=list)
+    store_requests: list[StoreArtifactsRequest] = field(default_factory=list)
+    store_unreachable: bool = False
 
     def activities(self) -> list:
         @activity.defn(name=PLAN_ACTIVITY)
@@ -100,7 +107,15 @@ class Script:
                 dbt_status="error" if failed else "success",
             )
 
-        return [plan_project, project_hooks, execute_node]
+        @activity.defn(name=STORE_ARTIFACTS_ACTIVITY)
+        async def store_artifacts(request: StoreArtifactsRequest) -> StoredArtifacts:
+            self.store_requests.append(request)
+            if self.store_unreachable:
+                raise ApplicationError(f"cannot reach the artifact store {request.options.store}", non_retryable=True)
+            place = f"{request.options.store}/{request.workflow_id}"
+            return StoredArtifacts(artifacts=[f"{place}/run_results.json"], log_path=f"{place}/log.txt")
+
+        return [plan_project, project_hooks, execute_node, store_artifacts]
 
 
 async def run_with_history(
@@ -188,3 +203,27 @@ def test_a_failed_node_skips_its_children_and_fail_fast_the_rest(temporal, fail_
         "model.p.b": "skipped",
         "model.p.c": "skipped" if fail_fast else "success",
     }
+
+
+STORING_PLAN = PLAN.model_copy(update={"artifacts": ArtifactOptions(store="s3://runs", dbt_artifacts=True)})
+
+
+def test_the_run_keeps_its_record_after_the_end_hooks_with_every_result_and_the_whole_log(temporal) -> None:  # noqa: ANN001
+    script = Script(plan=STORING_PLAN)
+    output = run(temporal, script)
+
+    assert output.success
+    [request] = script.store_requests
+    assert output.artifacts == [f"s3://runs/{request.workflow_id}/run_results.json"]
+    assert output.log_path == f"s3://runs/{request.workflow_id}/log.txt"
+    assert [r.unique_id for r in request.results] == [r.unique_id for r in output.node_results]
+    assert request.log[-1].startswith("Done. PASS=5")
+
+
+def test_an_unreachable_store_fails_the_run_and_keeps_the_node_results(temporal) -> None:  # noqa: ANN001
+    output = run(temporal, Script(plan=STORING_PLAN, store_unreachable=True))
+
+    assert not output.success
+    assert all(result.status == NodeStatus.success for result in output.node_results)
+    assert output.store_error == "cannot reach the artifact store s3://runs"
+    assert output.artifacts == [] and output.log_path is None

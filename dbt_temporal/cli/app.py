@@ -710,10 +710,10 @@ def healthcheck(ctx: typer.Context) -> None:
     probe.run(ctx.args)
 
 
-@app.command()
-def artifacts() -> None:
-    """(not implemented yet) Fetch a run's run_results.json, manifest.json and log."""
-    fail("'dbtt artifacts' is not implemented yet")
+# Its own module, which reads the helpers above through this one when it runs.
+from dbt_temporal.cli.artifacts import artifacts  # noqa: E402
+
+app.command()(artifacts)
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")

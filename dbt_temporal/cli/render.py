@@ -115,6 +115,8 @@ def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
         because = f": {hook.error}" if hook.error else ""
         what = f"{hook.event} hook {hook.workflow_type} {hook.outcome} ({hook.workflow_id}){because}"
         lines.append(Text(f"⚑ {what}", style=style))
+    if view.output and view.output.store_error:
+        lines.append(Text(f"✖ the run's artifacts were not kept: {view.output.store_error}", style="red"))
     return lines
 
 

@@ -22,6 +22,8 @@ from dbt_temporal.config.defaults import DEFAULT_HEALTH_FILE
 # On SIGTERM a worker lets running nodes finish for this long before cancelling them. The SDK's
 # own default (0) would cancel them at once and make them run again elsewhere.
 DEFAULT_GRACEFUL_SHUTDOWN_SECS = 300.0
+# Stores other than a local directory (gcs:// is gcsfs's other name for gs://).
+STORE_SCHEMES = ("file", "s3", "gs", "gcs")
 
 
 class Settings(BaseSettings):
@@ -65,6 +67,23 @@ class Settings(BaseSettings):
         default=None, description="File the worker touches while healthy (default /tmp/health with HEALTH_PORT)."
     )
 
+    # Read by the workers, which write runs there, and by `dbtt artifacts`.
+    artifact_store: str | None = Field(
+        default=None,
+        description="Where runs are kept, under <store>/<workflow id>/: a directory, s3://bucket/prefix or "
+        "gs://bucket/prefix (default: dbtt-<uid>/artifacts under the system temp dir).",
+    )
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        scheme, sep, _ = value.strip().partition("://")
+        if sep and scheme not in STORE_SCHEMES:
+            raise ValueError(f"'{value}' is not a directory, s3://bucket/prefix or gs://bucket/prefix")
+        return value.strip()
+
     @field_validator("temporal_address")
     @classmethod
     def _valid_address(cls, value: str) -> str:
@@ -105,6 +124,18 @@ class Settings(BaseSettings):
         return self.health_file
 
     @property
+    def artifact_root(self) -> str:
+        """The artifact store; a local one as an absolute path, so plans carry the same one to every worker."""
+        store = self.artifact_store
+        if store is None:
+            return str(Path(tempfile.gettempdir()) / f"dbtt-{os.getuid()}" / "artifacts")
+        if store.startswith("file://"):
+            store = store.removeprefix("file://")
+        if "://" in store:
+            return store.rstrip("/")
+        return str(Path(store).expanduser().resolve())
+
+    @property
     def tls_enabled(self) -> bool:
         return bool(self.temporal_api_key or self.temporal_tls_cert)
 
@@ -141,6 +172,11 @@ class WorkerSettings(Settings):
         description="Private directory (mode 0700) for dbt's per-session files, target/ and logs/; "
         "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
     )
+    write_artifacts: bool = Field(
+        default=False,
+        description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",
+    )
+    write_run_log: bool = Field(default=True, description="Keep each run's full log (log.txt) in ARTIFACT_STORE.")
 
     @model_validator(mode="after")
     def _slot_range(self) -> WorkerSettings:

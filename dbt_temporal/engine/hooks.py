@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from dbt.node_types import RunHookType
 from dbt.task.run import RunTask
 
 from dbt_temporal.contract import HookType, NodeResult
+from dbt_temporal.engine.artifacts import compiled_node, dbt_run_result
 from dbt_temporal.engine.executor import to_node_result
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.engine.isolation import activated
@@ -54,28 +54,8 @@ def end_context(invocation: Invocation, results: list[NodeResult]) -> dict[str, 
 
 
 def _as_dbt_result(invocation: Invocation, result: NodeResult) -> RunResult:
-    try:
-        status = DbtNodeStatus(result.dbt_status)
-    except ValueError:  # dbtt's own `cancelled`: the node did not run to its end
-        status = DbtNodeStatus.Skipped
-    return RunResult(
-        status=status,
-        timing=[],
-        thread_id=result.thread_id or "",
-        execution_time=result.execution_time,
-        adapter_response=result.adapter_response,
-        message=result.message,
-        failures=result.failures,
-        node=_as_run(manifest_entry(invocation.session.manifest, result.unique_id), result),
-        batch_results=None,
-    )
-
-
-def _as_run(node: Any, result: NodeResult) -> Any:
-    """The node as the run left it: compiled, when it was (dbt's `results` carry the compiled code)."""
-    if result.compiled_code is None or not hasattr(node, "compiled_code"):
-        return node
-    compiled = copy.copy(node)  # the manifest's node is shared by every run
-    compiled.compiled = True
-    compiled.compiled_code = result.compiled_code
-    return compiled
+    node = manifest_entry(invocation.session.manifest, result.unique_id)
+    if result.compiled_code is not None and hasattr(node, "compiled_code"):
+        # As dbt's `results` carry it: elementary and dbt_artifacts read each node's compiled code.
+        node = compiled_node(node, result.compiled_code)
+    return dbt_run_result(result, node)

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 from dbt_common.exceptions import DbtBaseException
@@ -21,11 +21,14 @@ from temporalio import activity
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from dbt_temporal.artifact_store import StoreError, StoreMisconfigured
 from dbt_temporal.contract import (
     LISTING_COMMANDS,
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
     STATUS_ATTRIBUTE,
+    STORE_ARTIFACTS_ACTIVITY,
+    ArtifactOptions,
     InvocationSpec,
     NodeRequest,
     NodeResult,
@@ -34,6 +37,8 @@ from dbt_temporal.contract import (
     PlanRequest,
     ProjectHooksRequest,
     SessionSpec,
+    StoreArtifactsRequest,
+    StoredArtifacts,
 )
 from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
@@ -42,6 +47,7 @@ from dbt_temporal.engine.invocation import Invocation, InvocationCache, Manifest
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
+from dbt_temporal.worker.artifacts import store_run
 from dbt_temporal.worker.plan_size import ensure_plan_fits
 
 HEARTBEAT_EVERY_SECONDS = 2.0
@@ -93,11 +99,13 @@ class DbtActivities:
         threads: int,
         static_search_attributes: dict[str, str] | None = None,
         registered_search_attributes: set[str] | None = None,
+        artifacts: ArtifactOptions | None = None,
     ) -> None:
         self.pool = pool
         self.invocations = InvocationCache()
         self.static_search_attributes = static_search_attributes or {}
         self.registered_search_attributes = registered_search_attributes or set()
+        self.artifacts = artifacts
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dbt-node")
         # Temporal's own default worker identity, so per-node results name the same process.
         self.identity = f"{os.getpid()}@{socket.gethostname()}"
@@ -142,7 +150,8 @@ class DbtActivities:
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
             )
-            return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes}))
+            artifacts = None if request.command in LISTING_COMMANDS else self.artifacts
+            return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes, "artifacts": artifacts}))
 
         return await self._reporting(plan, list(request.session.env.values()))
 
@@ -185,6 +194,23 @@ class DbtActivities:
 
         results = await self._reporting(run_hooks, secrets)
         return [r.model_copy(update={"message": redact(r.message, secrets) if r.message else None}) for r in results]
+
+    @activity.defn(name=STORE_ARTIFACTS_ACTIVITY)
+    async def store_artifacts(self, request: StoreArtifactsRequest) -> StoredArtifacts:
+        """Write the run's record to the artifact store; Temporal retries a store that cannot be reached."""
+        secrets = list(request.session.env.values())
+
+        def run_invocation() -> AbstractContextManager[Invocation]:
+            return self._invocation(request.session, request.command, request.invocation)
+
+        try:
+            return await self._in_thread(lambda: store_run(request, run_invocation, secrets))
+        except StoreMisconfigured as err:
+            raise ApplicationError(str(err), type="Configuration", non_retryable=True) from None
+        except StoreError as err:
+            raise ApplicationError(redact(str(err), secrets), type="ArtifactStoreUnreachable") from None
+        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
+            raise configuration_error(err, secrets) from None
 
     def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
         """Retry only what a retry can fix, and never past the last attempt (that result is kept)."""

@@ -49,6 +49,7 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
     """
     from dbt_temporal.engine.pool import SessionPool
     from dbt_temporal.worker.activities import DbtActivities
+    from dbt_temporal.worker.artifacts import artifact_options
 
     projects = discover_projects(settings)
     quiet_dbt_events()
@@ -63,6 +64,7 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
         threads=node_threads(settings),
         static_search_attributes=settings.temporal_search_attributes,
         registered_search_attributes=await _registered_search_attributes(client, settings.temporal_namespace),
+        artifacts=artifact_options(settings),
     )
     background: list[asyncio.Task[None]] = []
     try:
@@ -72,7 +74,12 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
             client,
             task_queue=settings.temporal_task_queue,
             workflows=[DbtRunWorkflow],
-            activities=[activities.plan_project, activities.project_hooks, activities.execute_node],
+            activities=[
+                activities.plan_project,
+                activities.project_hooks,
+                activities.execute_node,
+                activities.store_artifacts,
+            ],
             **worker_options(settings),
         )
         async with worker:

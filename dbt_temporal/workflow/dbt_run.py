@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         PLAN_ACTIVITY,
         PROJECT_HOOKS_ACTIVITY,
         STATUS_ATTRIBUTE,
+        STORE_ARTIFACTS_ACTIVITY,
         WORKFLOW_TYPE,
         Carryover,
         DbtRunInput,
@@ -43,6 +44,8 @@ with workflow.unsafe.imports_passed_through():
         ProjectHooksRequest,
         RunState,
         SessionSpec,
+        StoreArtifactsRequest,
+        StoredArtifacts,
     )
     from dbt_temporal.redaction import redact
     from dbt_temporal.workflow import runlog
@@ -53,6 +56,16 @@ PLAN_TIMEOUT = timedelta(minutes=10)
 NODE_TIMEOUT = timedelta(hours=6)
 # Project hooks run SQL of the project's choosing (grants, audit uploads): as long as a node may.
 HOOKS_TIMEOUT = NODE_TIMEOUT
+# Writing a run's record: a store that cannot be reached is tried 4 times over about 10 s, then the run says so.
+STORE_TIMEOUT = timedelta(minutes=10)
+STORE_RETRY = RetryPolicy(
+    maximum_attempts=4,
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=["Configuration", "ProjectVersionMismatch", "ProjectNotFound"],
+)
+STORE_ARTIFACTS_PATCH = "store-artifacts"
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Memos are rewritten at most this often, and only when something changed: each update is a
@@ -152,7 +165,7 @@ class DbtRunWorkflow:
         except asyncio.CancelledError:
             self._set_status_attribute(plan, "cancelled")
             # dbt runs on-run-end hooks after an interrupted run too (audit rows, grants, uploads).
-            await self._end_hooks(run, carryover)
+            await self._store_artifacts(run, carryover, await self._end_hooks(run, carryover))
             raise
         if scheduler.pending:
             self._continue_as_new(run, carryover)
@@ -162,6 +175,7 @@ class DbtRunWorkflow:
         output.node_results = carryover.start_hook_results + node_results + end_hook_results
         output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
+        await self._store_artifacts(run, carryover, end_hook_results, output)
         event = "on_success" if output.success else "on_failure"
         if not await lifecycle.post_run(event, self._hook_payload(carryover, output)):
             output.success = False
@@ -242,6 +256,59 @@ class DbtRunWorkflow:
         if not carryover.plan.end_hooks:
             return []
         return await self._project_hooks(run, carryover, "on-run-end")
+
+    async def _store_artifacts(
+        self,
+        run: DbtRunInput,
+        carryover: Carryover,
+        end_hook_results: list[NodeResult],
+        output: DbtRunOutput | None = None,
+    ) -> None:
+        """Keep the run's record (dbt's artifacts, compiled SQL, the log) in the artifact store.
+
+        Runs after the last node and on-run-end, for failed and cancelled runs too (`output` is None
+        then). A store that stays unreachable fails the run with the store named; the node results
+        stay in the output.
+        """
+        options = carryover.plan.artifacts
+        if options is None or not workflow.patched(STORE_ARTIFACTS_PATCH):
+            return
+        plan = carryover.plan
+        results = [self._results[node.unique_id] for node in plan.nodes if node.unique_id in self._results]
+        results = carryover.start_hook_results + results + end_hook_results
+        elapsed = (workflow.now() - carryover.started_at).total_seconds()
+        nodes = {node.unique_id: node for node in plan.nodes}
+        footer = runlog.footer_lines(results, elapsed, plan.stat_line, nodes) if output is not None else []
+        request = StoreArtifactsRequest(
+            session=SessionSpec.of(run),
+            command=run.command,
+            invocation=self._invocation(carryover),
+            options=options,
+            workflow_id=workflow.info().workflow_id,
+            results=results,
+            log=self._log + [redact(line, self._secrets) for line in footer],
+            elapsed_time=elapsed,
+        )
+        try:
+            stored = await workflow.execute_activity(
+                STORE_ARTIFACTS_ACTIVITY,
+                request,
+                result_type=StoredArtifacts,
+                start_to_close_timeout=STORE_TIMEOUT,
+                heartbeat_timeout=NODE_HEARTBEAT_TIMEOUT,
+                retry_policy=STORE_RETRY,
+                summary="store artifacts",
+            )
+        except ActivityError as err:
+            message, _ = _failure_message(err)
+            self._say(f"error: the run's artifacts were not kept: {message}")
+            if output is not None:
+                output.store_error = message
+                output.success = False
+            return
+        if output is not None:
+            output.artifacts = stored.artifacts
+            output.log_path = stored.log_path
 
     def _skip_all(self, plan: Plan, scheduler: DagScheduler) -> None:
         """The project asked dbt to skip every node when an on-run-start hook fails."""
