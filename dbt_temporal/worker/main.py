@@ -63,7 +63,7 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
         pool,
         threads=node_threads(settings),
         static_search_attributes=settings.temporal_search_attributes,
-        registered_search_attributes=await _registered_search_attributes(client, settings.temporal_namespace),
+        registered_search_attributes=await _registered_search_attributes(client, settings),
         artifacts=artifact_options(settings),
     )
     background: list[asyncio.Task[None]] = []
@@ -98,21 +98,29 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
         activities.close()
 
 
-async def _registered_search_attributes(client: Client, namespace: str) -> set[str]:
-    """Custom search attributes the namespace knows; runs set only these."""
+async def _registered_search_attributes(client: Client, settings: WorkerSettings) -> set[str]:
+    """Custom search attributes the namespace knows; runs set only these, and the worker says which not."""
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
     from temporalio.service import RPCError
 
     try:
         response = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=namespace)
+            ListSearchAttributesRequest(namespace=settings.temporal_namespace)
         )
     except RPCError as err:
         log.warning("cannot list search attributes (%s); runs will set none", err.message)
         return set()
     keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    return {name for name, kind in response.custom_attributes.items() if kind == keyword}
+    registered = {name for name, kind in response.custom_attributes.items() if kind == keyword}
+    missing = sorted(set(settings.temporal_search_attributes) - registered)
+    if missing:
+        log.warning(
+            "TEMPORAL_SEARCH_ATTRIBUTES names %s, not registered as Keyword on namespace %s; runs leave them out",
+            ", ".join(missing),
+            settings.temporal_namespace,
+        )
+    return registered
 
 
 async def _start_health(client: Client, worker: Worker, settings: WorkerSettings) -> list[asyncio.Task[None]]:
