@@ -89,9 +89,19 @@ def test_every_node_kind_and_project_hook_matches_dbt_build(runs: dict) -> None:
     assert statuses(first)["operation.every_kind.every_kind-on-run-end-0"] == "success"
     # Hooks come first and last, as in run_results.json.
     assert first.node_results[0].unique_id == "operation.every_kind.every_kind-on-run-start-0"
-    assert first.node_results[-1].unique_id == "operation.every_kind.every_kind-on-run-end-0"
+    assert first.node_results[-1].unique_id == "operation.every_kind.every_kind-on-run-end-1"
     for table in STABLE_TABLES:
         assert table_rows(runs["database"], table) == table_rows(runs["reference_db"], table), table
+
+
+def test_on_run_end_sees_the_results_dbt_gives_it(runs: dict) -> None:
+    """What a results-uploading package (elementary, dbt_artifacts) records: status, materialization, SQL."""
+
+    def recorded(database: Path, invocation_id: str | None = None) -> list[tuple]:
+        rows = table_rows(database, "main.results_audit")
+        return sorted(row[1:] for row in rows if invocation_id in (None, row[0]))
+
+    assert recorded(runs["database"], runs["first"].invocation_id) == recorded(runs["reference_db"])
 
 
 def test_selected_lists_what_ran_or_was_skipped(runs: dict) -> None:

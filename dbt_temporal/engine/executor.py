@@ -130,7 +130,8 @@ def to_node_result(dbt_result: Any, node: Any, started: float, finished: float) 
             for t in dbt_result.timing
         ],
         failures=dbt_result.failures,
-        compiled_code=getattr(node, "compiled_code", None),
+        # A unit test runs a node built from its definition: the SQL is on the result's node.
+        compiled_code=getattr(dbt_result.node, "compiled_code", None) or getattr(node, "compiled_code", None),
         thread_id=threading.current_thread().name,
         started_at=started,
         completed_at=finished,

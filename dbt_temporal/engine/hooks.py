@@ -7,8 +7,9 @@ from typing import Any
 
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.artifacts.schemas.run import RunResult
-from dbt.node_types import RunHookType
+from dbt.node_types import NodeType, RunHookType
 from dbt.task.run import RunTask
+from dbt.task.test import TestRunner
 
 from dbt_temporal.contract import HookType, NodeResult
 from dbt_temporal.engine.artifacts import compiled_node, dbt_run_result
@@ -53,8 +54,18 @@ def end_context(invocation: Invocation, results: list[NodeResult]) -> dict[str, 
     }
 
 
+def _unit_test_node(invocation: Invocation, definition: Any) -> Any:
+    """What dbt's results hold for a unit test: the node it executed (materialized `unit`), not its definition."""
+    session = invocation.session
+    runner = TestRunner(session.config, session.adapter, definition, 1, 1)
+    with activated(invocation.state()):
+        return runner.build_unit_test_manifest_from_test(definition, invocation.manifest).nodes[definition.unique_id]
+
+
 def _as_dbt_result(invocation: Invocation, result: NodeResult) -> RunResult:
     node = manifest_entry(invocation.session.manifest, result.unique_id)
+    if node.resource_type == NodeType.Unit:
+        node = _unit_test_node(invocation, node)
     if result.compiled_code is not None and hasattr(node, "compiled_code"):
         # As dbt's `results` carry it: elementary and dbt_artifacts read each node's compiled code.
         node = compiled_node(node, result.compiled_code)
