@@ -107,7 +107,9 @@ def test_requests_the_worker_rejects_fail_at_once_with_exit_2(shop: Path, start_
     [
         (["submit", "explode"], "unknown dbt command 'explode'"),
         (["submit", "--vars", "[1, 2"], "--vars must be a YAML or JSON mapping"),
-        (["submit", "--env", "NOEQUALS"], "--env takes KEY=VALUE"),
+        (["submit", "--env", "NOT_SET_HERE"], "--env number 1 is neither KEY=VALUE nor the name of a variable"),
+        (["submit", "--env", "PIN=12"], "the value of PIN is shorter than 4 characters"),
+        (["submit", "--env-file", "/no/such.env"], "cannot read --env-file /no/such.env"),
         (["submit", "--address", "not an address"], "TEMPORAL_ADDRESS: 'not an address' is not host:port"),
         (["worker", "--project-dir", "/no/such/dir"], "/no/such/dir is not a dbt project"),
     ],

@@ -32,10 +32,12 @@ from typer.completion import completion_init, get_completion_script
 
 from dbt_temporal.cli import probe
 from dbt_temporal.cli.args import join_selection_values
+from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
 from dbt_temporal.cli.versions import version_lines
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
+from dbt_temporal.client.payload_keys import PayloadKeyError
 from dbt_temporal.client.runs import (
     USAGE_FAILURES,
     ResetError,
@@ -147,7 +149,7 @@ def run_async(coroutine: Awaitable[T]) -> T:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except TemporalUnreachable as err:
         fail(str(err), EXIT_UNREACHABLE)
-    except CredentialsError as err:
+    except (CredentialsError, PayloadKeyError) as err:
         fail(str(err))
     except WorkflowAlreadyStartedError as err:
         fail(f"a run with workflow id '{err.workflow_id}' already exists; choose another --workflow-id")
@@ -172,15 +174,11 @@ def parse_vars(raw: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def parse_env(pairs: list[str]) -> dict[str, str] | None:
-    env: dict[str, str] = {}
-    for number, pair in enumerate(pairs, start=1):
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            # The argument may be a secret typed without its key: never echo it.
-            fail(f"--env takes KEY=VALUE; --env number {number} has no KEY= before its value")
-        env[key] = value
-    return env or None
+def parse_env(pairs: list[str], env_file: Path | None) -> dict[str, str] | None:
+    try:
+        return env_overrides(pairs, env_file)
+    except EnvOverrideError as err:
+        fail(str(err))
 
 
 def exit_code(view: RunView) -> int:
@@ -323,6 +321,11 @@ def worker(
     )
     _check_projects(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.dbtt_payload_key is None and settings.dbtt_payload_key_file is None:
+        warn(
+            "DBTT_PAYLOAD_KEY is not set: --env values and vars of runs are stored in clear in Temporal's "
+            "history; set the same key on workers and clients to encrypt them"
+        )
 
     async def main() -> None:
         client = await connect(settings)
@@ -351,6 +354,7 @@ def _run_input(
     full_refresh: bool,
     fail_fast: bool,
     env: list[str],
+    env_file: Path | None,
     project: str | None,
     threads: int | None,
 ) -> DbtRunInput:
@@ -365,7 +369,7 @@ def _run_input(
         target=target,
         full_refresh=full_refresh,
         fail_fast=fail_fast,
-        env=parse_env(env),
+        env=parse_env(env, env_file),
         threads=threads,
     )
 
@@ -410,8 +414,13 @@ FailFastOption = typer.Option(False, "--fail-fast", "-x", help="Stop the run at 
 EnvOption = typer.Option(
     [],
     "--env",
-    metavar="KEY=VALUE",
-    help="KEY=VALUE overriding env_var() for this run; repeatable. Values stay secret.",
+    metavar="KEY[=VALUE]",
+    help="Override env_var(KEY) for this run; repeatable. KEY alone takes the value from your environment, "
+    "which keeps it off the command line. Values are masked in logs and output, but stored in clear in the "
+    "run's Temporal history unless DBTT_PAYLOAD_KEY is set.",
+)
+EnvFileOption = typer.Option(
+    None, "--env-file", metavar="FILE", help="A dotenv file of KEY=VALUE overrides, as --env (which wins)."
 )
 
 
@@ -446,6 +455,7 @@ def submit(
     full_refresh: bool = FullRefreshOption,
     fail_fast: bool = FailFastOption,
     env: list[str] = EnvOption,
+    env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
     hooks: str = typer.Option(
@@ -469,7 +479,9 @@ def submit(
     the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
-    run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    run = _run_input(
+        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
+    )
     run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run)
     started: list[str] = []
@@ -563,6 +575,7 @@ def dev(
     full_refresh: bool = FullRefreshOption,
     fail_fast: bool = FailFastOption,
     env: list[str] = EnvOption,
+    env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
     project_dir: Path = ProjectDirOption,
@@ -575,7 +588,9 @@ def dev(
 
     settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     _check_projects(settings)
-    run = _run_input(command, select, exclude, vars_, target, full_refresh, fail_fast, env, project, threads)
+    run = _run_input(
+        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
+    )
     logging.basicConfig(level=logging.WARNING)
 
     async def main(server: DevServer) -> RunView:

@@ -9,7 +9,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import TLSConfig
 
-from dbt_temporal.client.codec import data_converter
+from dbt_temporal.client.codec import converter_for
+from dbt_temporal.client.payload_keys import PayloadKeys, load_keys
 from dbt_temporal.config.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -46,7 +47,13 @@ def _check_pair(cert: Path, key: Path) -> None:
         ) from None
 
 
+def payload_keys(settings: Settings) -> PayloadKeys | None:
+    key = settings.dbtt_payload_key.get_secret_value() if settings.dbtt_payload_key else None
+    return load_keys(key, settings.dbtt_payload_key_file)
+
+
 async def connect(settings: Settings) -> Client:
+    data_converter = converter_for(payload_keys(settings))
     try:
         return await asyncio.wait_for(
             Client.connect(

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dbt_temporal.config.defaults import DEFAULT_HEALTH_FILE
@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     )
     temporal_tls_cert: Path | None = Field(default=None, description="Client certificate PEM for mTLS.")
     temporal_tls_key: Path | None = Field(default=None, description="Client private key PEM for mTLS.")
+
+    dbtt_payload_key: SecretStr | None = Field(
+        default=None,
+        description="AES-256 key(s), base64, comma-separated (the last encrypts): every payload, "
+        "--env values and vars included, is encrypted before it reaches Temporal. The same value on "
+        "workers and clients.",
+    )
+    dbtt_payload_key_file: Path | None = Field(
+        default=None, description="File holding the payload key(s), one per line, instead of DBTT_PAYLOAD_KEY."
+    )
 
     dbt_project_dirs: str | None = Field(default=None, description="Comma-separated dbt project directories.")
     dbt_projects_dir: Path | None = Field(
