@@ -5,22 +5,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import socket
 import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
 from dbt_temporal.client.codec import converter_for
-from dbt_temporal.client.devserver import temporal_binary
+from dbt_temporal.client.devserver import free_port, temporal_binary
 from dbt_temporal.client.payload_keys import PayloadKeyError, load_keys, parse_keys
-from tests.support import dbtt, table_rows
+from tests.support import BIN, dbtt, table_rows, wait_until
 
 SECRET = "sk-live-7f3a9c1e-do-not-leak"
 OTHER_SECRET = "pw-from-a-dotenv-file-2b"
 OLD_KEY = base64.b64encode(b"o" * 32).decode()
 NEW_KEY = base64.b64encode(b"n" * 32).decode()
+TOKEN = "codec-token-1d2e3f"
+UI_ORIGIN = "http://localhost:8233"
 
 
 def _roundtrip(encrypt_with: str, decrypt_with: str) -> bytes:
@@ -141,3 +149,57 @@ def _first_input_encoding(shown: str) -> str:
     events = json.loads(shown)["events"]
     started = events[0]["workflowExecutionStartedEventAttributes"]
     return started["input"]["payloads"][0]["metadata"]["encoding"]
+
+
+@pytest.fixture
+def codec_server_url() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "dbtt"), "codec-server", "--port", str(port), "--ui-origin", UI_ORIGIN],
+        env={**os.environ, "DBTT_PAYLOAD_KEY": f"{OLD_KEY},{NEW_KEY}", "CODEC_SERVER_TOKEN": TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: _listening(port) or process.poll() is not None, timeout=60)
+    assert process.poll() is None, process.stderr.read() if process.stderr else ""
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], method: str = "POST") -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_the_codec_server_decodes_for_the_token_holder_only(codec_server_url: str) -> None:
+    async def sealed() -> bytes:
+        payloads = await converter_for(parse_keys(NEW_KEY, "test")).encode([{"token": SECRET}])
+        return json_format.MessageToJson(Payloads(payloads=payloads)).encode()
+
+    body = asyncio.run(sealed())
+    headers = {"Content-Type": "application/json", "X-Namespace": "default", "Origin": UI_ORIGIN}
+
+    with_token = {**headers, "Authorization": f"Bearer {TOKEN}"}
+    status, answer_headers, answer = _post(f"{codec_server_url}/decode", body, with_token)
+    assert status == 200
+    decoded = json_format.Parse(answer, Payloads()).payloads[0]
+    assert json.loads(decoded.data) == {"token": SECRET}
+    assert answer_headers["Access-Control-Allow-Origin"] == UI_ORIGIN
+
+    refused, _, refusal = _post(f"{codec_server_url}/decode", body, headers)
+    assert refused == 401 and SECRET.encode() not in refusal
+    wrong, _, _ = _post(f"{codec_server_url}/decode", body, {**headers, "Authorization": "Bearer guess"})
+    assert wrong == 401
+    preflight, preflight_headers, _ = _post(f"{codec_server_url}/decode", b"", headers, method="OPTIONS")
+    assert preflight == 200 and "Authorization" in preflight_headers["Access-Control-Allow-Headers"]

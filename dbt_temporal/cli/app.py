@@ -727,8 +727,10 @@ def healthcheck(ctx: typer.Context) -> None:
 
 # Its own module, which reads the helpers above through this one when it runs.
 from dbt_temporal.cli.artifacts import artifacts  # noqa: E402
+from dbt_temporal.cli.codec_server import codec_server  # noqa: E402
 
 app.command()(artifacts)
+app.command("codec-server")(codec_server)
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         default=None, description="File holding the payload key(s), one per line, instead of DBTT_PAYLOAD_KEY."
     )
 
+    codec_server_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token `dbtt codec-server` requires of every request (default: none, loopback only).",
+    )
+
     dbt_project_dirs: str | None = Field(default=None, description="Comma-separated dbt project directories.")
     dbt_projects_dir: Path | None = Field(
         default=None, description="Directory scanned for subdirectories holding dbt_project.yml."
