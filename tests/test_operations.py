@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -33,27 +36,57 @@ def test_healthcheck_reports_fresh_stale_and_missing_files(tmp_path: Path) -> No
     assert "is stale, last updated" in stale.stderr
 
 
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
 def test_http_probe_answers_200_when_fresh_and_503_when_stale(tmp_path: Path) -> None:
     probe = tmp_path / "health"
     probe.touch()
     port = free_port()
 
-    async def ask() -> int:
-        server = await health.serve(port, probe)
+    async def ask() -> list[tuple[int, str]]:
+        server = await health.serve("127.0.0.1", port, probe)
         async with server:
-
-            def get() -> int:
-                try:
-                    return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).status
-                except urllib.error.HTTPError as err:
-                    return err.code
-
-            fresh = await asyncio.to_thread(get)
+            fresh = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health")
+            elsewhere = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/etc/passwd")
             os.utime(probe, (time.time() - 120, time.time() - 120))
-            stale = await asyncio.to_thread(get)
-            return fresh * 1000 + stale
+            stale = await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health")
+            return [fresh, elsewhere, stale]
 
-    assert asyncio.run(ask()) == 200_503
+    assert asyncio.run(ask()) == [(200, "healthy\n"), (404, "only GET /health\n"), (503, "unhealthy\n")]
+
+
+def test_malformed_health_requests_cost_no_log_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    probe = tmp_path / "health"
+    probe.touch()
+    port = free_port()
+
+    def abuse() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as long_line:
+            long_line.sendall(b"GET /" + b"a" * 70 * 1024 + b" HTTP/1.1\r\n\r\n")
+            long_line.recv(100)
+        reset = socket.create_connection(("127.0.0.1", port))
+        reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        reset.sendall(b"GET /hea")
+        reset.close()  # RST instead of FIN
+        with socket.create_connection(("127.0.0.1", port)) as garbage:
+            garbage.sendall(b"\xff\xfe\x00\r\n")
+            garbage.recv(100)
+
+    async def main() -> tuple[int, str]:
+        server = await health.serve("127.0.0.1", port, probe)
+        async with server:
+            await asyncio.to_thread(abuse)
+            return await asyncio.to_thread(_get, f"http://127.0.0.1:{port}/health")
+
+    with caplog.at_level(logging.DEBUG):
+        assert asyncio.run(main()) == (200, "healthy\n")
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING or record.exc_info]
 
 
 def test_a_worker_with_a_health_port_keeps_its_file_fresh(shop: Path, start_worker, tmp_path: Path) -> None:
@@ -64,7 +97,7 @@ def test_a_worker_with_a_health_port_keeps_its_file_fresh(shop: Path, start_work
     wait_until(probe.exists, timeout=30)
 
     assert dbtt("healthcheck", "--health-file", str(probe)).returncode == 0
-    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).status == 200
+    assert _get(f"http://127.0.0.1:{port}/health") == (200, "healthy\n")
 
 
 def test_resource_based_tuning_runs_the_project(shop: Path, start_worker) -> None:

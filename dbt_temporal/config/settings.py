@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     health_port: int | None = Field(
         default=None, ge=1, le=65535, description="Port of the worker's HTTP health endpoint (200 healthy, 503 stale)."
     )
+    health_host: str = Field(
+        default="127.0.0.1",
+        description="Address the health endpoint listens on; 0.0.0.0 for a Kubernetes httpGet probe.",
+    )
     health_file: Path | None = Field(
         default=None, description="File the worker touches while healthy (default /tmp/health with HEALTH_PORT)."
     )

@@ -37,24 +37,42 @@ async def keep_fresh(client: Client, worker_running: Callable[[], bool], path: P
         await asyncio.sleep(REFRESH_SECONDS)
 
 
-async def serve(port: int, path: Path) -> asyncio.Server:
-    """A tiny HTTP endpoint: 200 while the health file is fresh, 503 otherwise."""
+HEALTH_PATH = "/health"
+REQUEST_LINE_LIMIT = 8 * 1024
+READ_TIMEOUT_SECONDS = 5.0
+
+
+async def serve(host: str, port: int, path: Path) -> asyncio.Server:
+    """A tiny HTTP endpoint: `GET /health` answers 200 while the health file is fresh, 503 otherwise.
+
+    It says only `healthy` or `unhealthy` (the file's path and age are for `dbtt healthcheck`), and
+    a request it cannot parse, or a client that goes away, costs a short answer and no log line:
+    anyone who reaches the port must not be able to flood the worker's log.
+    """
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.wait_for(reader.readline(), 5)
-        except (TimeoutError, ConnectionError):
+            request_line = await asyncio.wait_for(reader.readline(), READ_TIMEOUT_SECONDS)
+            status, body = _response(request_line, path)
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass  # a slow, oversized or vanished request: nothing to answer, nothing to log
+        finally:
             writer.close()
-            return
-        healthy, line = check_file(path)
-        status = "200 OK" if healthy else "503 Service Unavailable"
-        body = (line + "\n").encode()
-        writer.write(
-            f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-            + body
-        )
-        await writer.drain()
-        writer.close()
 
-    return await asyncio.start_server(answer, "0.0.0.0", port)
+    return await asyncio.start_server(answer, host, port, limit=REQUEST_LINE_LIMIT)
+
+
+def _response(request_line: bytes, path: Path) -> tuple[str, bytes]:
+    method, target, *_ = request_line.decode("latin-1").split(" ") + ["", ""]
+    if method != "GET":
+        return "405 Method Not Allowed", b"only GET /health\n"
+    if target.split("?", 1)[0] != HEALTH_PATH:
+        return "404 Not Found", b"only GET /health\n"
+    healthy, _ = check_file(path)
+    return ("200 OK", b"healthy\n") if healthy else ("503 Service Unavailable", b"unhealthy\n")

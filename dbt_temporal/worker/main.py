@@ -129,9 +129,9 @@ async def _start_health(client: Client, worker: Worker, settings: WorkerSettings
         return []
     tasks = [asyncio.create_task(health.keep_fresh(client, lambda: worker.is_running, path))]
     if settings.health_port is not None:
-        server = await health.serve(settings.health_port, path)
+        server = await health.serve(settings.health_host, settings.health_port, path)
         tasks.append(asyncio.create_task(_serve_forever(server)))
-        log.info("health endpoint on port %d, file %s", settings.health_port, path)
+        log.info("health endpoint on http://%s:%d/health, file %s", settings.health_host, settings.health_port, path)
     return tasks
 
 
