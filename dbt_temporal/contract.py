@@ -30,6 +30,20 @@ COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 HookType = Literal["on-run-start", "on-run-end"]
 
 
+class BadSelection(ValueError):
+    """A --select/--exclude value that is not made of selectors."""
+
+
+def check_selection(flag: str, value: str | None) -> None:
+    """Selections reach dbt's argument parser word by word: a word that is a flag would act as one."""
+    for word in (value or "").split():
+        if word.startswith("-"):
+            raise BadSelection(
+                f"{flag} '{value}' holds '{word}', which is a flag, not a selector; "
+                "selectors never start with '-' (pass dbt options as dbtt's own flags)"
+            )
+
+
 class NodeStatus(StrEnum):
     pending = "pending"
     running = "running"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
 from dbt_temporal.cli.args import join_selection_values
-from tests.support import BIN, dbtt
+from dbt_temporal.client.codec import data_converter
+from dbt_temporal.contract import WORKFLOW_TYPE, DbtRunInput
+from tests.support import BIN, dbtt, wait_until
 
 
 def env_for(worker) -> dict[str, str]:  # noqa: ANN001
@@ -110,6 +114,8 @@ def test_requests_the_worker_rejects_fail_at_once_with_exit_2(shop: Path, start_
         (["submit", "--env", "NOT_SET_HERE"], "--env number 1 is neither KEY=VALUE nor the name of a variable"),
         (["submit", "--env", "PIN=12"], "the value of PIN is shorter than 4 characters"),
         (["submit", "--env-file", "/no/such.env"], "cannot read --env-file /no/such.env"),
+        (["submit", "--select", "x --exclude-resource-type model"], "which is a flag, not a selector"),
+        (["submit", "--exclude", "-x"], "--exclude '-x' holds '-x', which is a flag"),
         (["submit", "--address", "not an address"], "TEMPORAL_ADDRESS: 'not an address' is not host:port"),
         (["worker", "--project-dir", "/no/such/dir"], "/no/such/dir is not a dbt project"),
     ],
@@ -233,3 +239,37 @@ def test_the_ui_link_comes_from_temporal_ui_url_never_a_guess(temporal) -> None:
 )
 def test_selection_flags_take_several_values_as_in_dbt(argv: list[str], joined: list[str]) -> None:
     assert join_selection_values(argv) == joined
+
+
+HOSTILE_IDS = ["[/boom] markup", "\x1b[31mred\x1b[0m escape"]
+
+
+async def _terminate(address: str, workflow_ids: list[str]) -> None:
+    client = await Client.connect(address)
+    for workflow_id in workflow_ids:
+        await client.get_workflow_handle(workflow_id).terminate("test over")
+
+
+def test_status_lists_hostile_workflow_ids_literally(temporal, request: pytest.FixtureRequest) -> None:  # noqa: ANN001
+    """Anyone who can start a workflow picks its id: the list must neither crash nor drive the terminal."""
+
+    async def start() -> None:
+        client = await Client.connect(temporal.address, data_converter=data_converter)
+        for workflow_id in HOSTILE_IDS:
+            await client.start_workflow(
+                WORKFLOW_TYPE, DbtRunInput(select="+orders"), id=workflow_id, task_queue="nobody-polls-this"
+            )
+
+    asyncio.run(start())
+    request.addfinalizer(lambda: asyncio.run(_terminate(temporal.address, HOSTILE_IDS)))
+
+    def listed() -> subprocess.CompletedProcess[str]:
+        return dbtt("status", env={"TEMPORAL_ADDRESS": temporal.address, "COLUMNS": "200"})
+
+    wait_until(lambda: all(workflow_id[:5] in listed().stdout for workflow_id in ("[/boo", "\\x1b")))
+    result = listed()
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "[/boom] markup" in result.stdout
+    assert "\\x1b[31mred\\x1b[0m escape" in result.stdout
+    assert "\x1b" not in result.stdout

@@ -35,6 +35,7 @@ from dbt_temporal.cli.args import join_selection_values
 from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
+from dbt_temporal.cli.safe_text import plain, terminal_safe
 from dbt_temporal.cli.versions import version_lines
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
 from dbt_temporal.client.payload_keys import PayloadKeyError
@@ -55,7 +56,7 @@ from dbt_temporal.client.runs import (
 from dbt_temporal.config.project_config import LifecycleHooks, validation_message
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
-from dbt_temporal.contract import COMMANDS, STATUS_ATTRIBUTE, DbtRunInput, DbtRunOutput
+from dbt_temporal.contract import COMMANDS, STATUS_ATTRIBUTE, BadSelection, DbtRunInput, DbtRunOutput, check_selection
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POLL_SECONDS = 0.5
@@ -116,13 +117,13 @@ OutputOption = typer.Option(
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     # The message is printed as it is: paths and dbt errors may hold rich markup like [/x].
-    errors.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", terminal_safe(message)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def say(message: str, label: str = "", style: str = "") -> None:
     """A line for people (never for scripts): always on stderr, printed literally."""
-    line = Text.assemble((label, style), " ", message) if label else Text(message)
+    line = Text.assemble((label, style), " ", terminal_safe(message)) if label else plain(message)
     errors.print(line, highlight=False, soft_wrap=True)
 
 
@@ -250,7 +251,7 @@ def _stream_log(view: RunView, printed: int, stream: Any) -> int:
         lines = lines[1:]
     for number, line in enumerate(lines, start=omitted):
         if number >= printed:
-            print(line, file=stream, flush=True)
+            print(terminal_safe(line), file=stream, flush=True)
     return max(printed, omitted + len(lines))
 
 
@@ -360,6 +361,11 @@ def _run_input(
 ) -> DbtRunInput:
     if command not in COMMANDS:
         fail(f"unknown dbt command '{command}'; use one of: {', '.join(COMMANDS)}")
+    try:
+        check_selection("--select", select)
+        check_selection("--exclude", exclude)
+    except BadSelection as err:
+        fail(str(err))
     return DbtRunInput(
         project=project,
         command=command,

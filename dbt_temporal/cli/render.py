@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from dbt_temporal.cli.safe_text import plain
 from dbt_temporal.client.runs import RunView
 
 STYLES = {
@@ -69,8 +70,8 @@ def node_table(view: RunView, clock: NodeClock) -> Table:
         seconds = clock.seconds(view, uid)
         table.add_row(
             Text(icon, style=style),
-            short_name(uid),
-            Text(status, style=style),
+            plain(short_name(uid)),
+            plain(status, style),
             f"{seconds:.2f}s" if seconds is not None else "",
         )
     return table
@@ -86,7 +87,12 @@ def progress_bar(view: RunView) -> Progress:
     counts = view.progress
     total = counts.get("total", len(view.node_status))
     finished = total - counts.get("pending", 0) - counts.get("running", 0)
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bar = Progress(
+        TextColumn("{task.description}", style="bold", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     label = f"{view.command.get('command', 'build')} {view.workflow_id}"
     bar.add_task(label, total=max(total, 1), completed=finished)
     return bar
@@ -101,22 +107,22 @@ def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
     lines: list[Text] = []
     if with_done_line and view.output and view.output.summary:
         style = "green" if view.output.success else "red"
-        lines.append(Text(view.output.summary, style=style))
+        lines.append(plain(view.output.summary, style))
     failed = [r for r in view.output.node_results if r.status == "error"] if view.output else []
     for result in failed:
-        lines.append(Text(f"✖ {short_name(result.unique_id)}: {result.message}", style="red"))
+        lines.append(plain(f"✖ {short_name(result.unique_id)}: {result.message}", "red"))
     skipped = [r for r in view.output.node_results if r.status == "skipped"] if view.output else []
     if skipped:
         names = ", ".join(short_name(r.unique_id) for r in skipped[:10])
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        lines.append(Text(f"↷ skipped: {names}{more}", style="yellow"))
+        lines.append(plain(f"↷ skipped: {names}{more}", "yellow"))
     for hook in view.output.hook_runs if view.output else []:
         style = "red" if hook.outcome == "failed" else "cyan"
         because = f": {hook.error}" if hook.error else ""
         what = f"{hook.event} hook {hook.workflow_type} {hook.outcome} ({hook.workflow_id}){because}"
-        lines.append(Text(f"⚑ {what}", style=style))
+        lines.append(plain(f"⚑ {what}", style))
     if view.output and view.output.store_error:
-        lines.append(Text(f"✖ the run's artifacts were not kept: {view.output.store_error}", style="red"))
+        lines.append(plain(f"✖ the run's artifacts were not kept: {view.output.store_error}", "red"))
     return lines
 
 
@@ -138,10 +144,10 @@ def runs_table(views: list[RunView]) -> Table:
         if view.start_time and view.close_time:
             duration = f"{(view.close_time - view.start_time).total_seconds():.1f}s"
         table.add_row(
-            view.workflow_id,
-            str(view.command.get("project") or ""),
-            str(view.command.get("command") or ""),
-            view.status,
+            plain(view.workflow_id),
+            plain(view.command.get("project") or ""),
+            plain(view.command.get("command") or ""),
+            plain(view.status),
             view.start_time.strftime("%Y-%m-%d %H:%M:%S") if view.start_time else "",
             duration,
         )

@@ -23,7 +23,7 @@ from dbt.task.test import TestTask
 from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import ProjectConfig
-from dbt_temporal.contract import Plan, PlannedNode, PlanRequest
+from dbt_temporal.contract import Plan, PlannedNode, PlanRequest, check_selection
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -40,6 +40,8 @@ TASKS: dict[str, type] = {
 
 
 def selection_args(select: str | None, exclude: str | None) -> list[str]:
+    check_selection("--select", select)  # a run started without dbtt's CLI is checked here
+    check_selection("--exclude", exclude)
     args: list[str] = []
     if select:
         args += ["--select", *select.split()]

@@ -29,6 +29,7 @@ from dbt_temporal.contract import (
     STATUS_ATTRIBUTE,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
+    BadSelection,
     InvocationSpec,
     NodeRequest,
     NodeResult,
@@ -134,7 +135,7 @@ class DbtActivities:
             return await self._in_thread(work, on_cancel)
         except ApplicationError:
             raise  # already says what it is and whether to retry
-        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
+        except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
         except Exception as err:  # noqa: BLE001 - reported as one line, never a traceback
             raise crash_error(err, secrets) from None
@@ -209,7 +210,7 @@ class DbtActivities:
             raise ApplicationError(str(err), type="Configuration", non_retryable=True) from None
         except StoreError as err:
             raise ApplicationError(redact(str(err), secrets), type="ArtifactStoreUnreachable") from None
-        except (UnknownProject, ManifestMismatch, DbtBaseException) as err:
+        except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
 
     def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
