@@ -273,3 +273,10 @@ def test_status_lists_hostile_workflow_ids_literally(temporal, request: pytest.F
     assert "[/boom] markup" in result.stdout
     assert "\\x1b[31mred\\x1b[0m escape" in result.stdout
     assert "\x1b" not in result.stdout
+
+
+def test_a_secret_that_is_a_run_log_word_gets_a_warning_at_submit() -> None:
+    result = dbtt("submit", "--env", "SCHEMA_WORD=table", "--address", "127.0.0.1:1", timeout=60)
+
+    assert "the value of SCHEMA_WORD is part of words the run log prints" in result.stderr
+    assert result.returncode == 3  # and then the unreachable server, as usual

@@ -32,7 +32,7 @@ from typer.completion import completion_init, get_completion_script
 
 from dbt_temporal.cli import probe
 from dbt_temporal.cli.args import join_selection_values
-from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides
+from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides, unmaskable_keys
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
 from dbt_temporal.cli.safe_text import plain, terminal_safe
@@ -177,9 +177,12 @@ def parse_vars(raw: str | None) -> dict[str, Any] | None:
 
 def parse_env(pairs: list[str], env_file: Path | None) -> dict[str, str] | None:
     try:
-        return env_overrides(pairs, env_file)
+        env = env_overrides(pairs, env_file)
     except EnvOverrideError as err:
         fail(str(err))
+    for key in unmaskable_keys(env):
+        warn(f"the value of {key} is part of words the run log prints, so it is not masked there; use a rarer value")
+    return env
 
 
 def exit_code(view: RunView) -> int:

@@ -12,8 +12,8 @@ import os
 import re
 from pathlib import Path
 
-# Shorter values would be masked wherever their characters happen to appear, and still be guessable.
-MIN_SECRET_CHARS = 4
+from dbt_temporal.redaction import MIN_SECRET_LENGTH, revealed_by_mask
+
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -28,12 +28,17 @@ def env_overrides(pairs: list[str], env_file: Path | None) -> dict[str, str] | N
         key, value = _pair(pair, number)
         env[key] = value
     for key, value in env.items():
-        if len(value) < MIN_SECRET_CHARS:
+        if len(value.strip()) < MIN_SECRET_LENGTH:
             raise EnvOverrideError(
-                f"the value of {key} is shorter than {MIN_SECRET_CHARS} characters and could not be kept out of "
+                f"the value of {key} is shorter than {MIN_SECRET_LENGTH} characters and could not be kept out of "
                 "logs; set it in the worker's environment or profile instead"
             )
     return env or None
+
+
+def unmaskable_keys(env: dict[str, str] | None) -> list[str]:
+    """Keys whose value is part of a word the run log prints, so that masking it would point at it."""
+    return sorted(key for key, value in (env or {}).items() if revealed_by_mask(value.strip()))
 
 
 def _pair(pair: str, number: int) -> tuple[str, str]:

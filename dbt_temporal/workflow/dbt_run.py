@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
         StoreArtifactsRequest,
         StoredArtifacts,
     )
-    from dbt_temporal.redaction import redact
     from dbt_temporal.workflow import runlog
     from dbt_temporal.workflow.lifecycle import LifecycleHookRunner, PreRunOutcome
     from dbt_temporal.workflow.scheduler import DagScheduler
@@ -286,7 +285,7 @@ class DbtRunWorkflow:
             options=options,
             workflow_id=workflow.info().workflow_id,
             results=results,
-            log=self._log + [redact(line, self._secrets) for line in footer],
+            log=self._log + [runlog.masked_line(line, self._secrets) for line in footer],
             elapsed_time=elapsed,
         )
         try:
@@ -368,7 +367,7 @@ class DbtRunWorkflow:
 
     def _say(self, *lines: str) -> None:
         """Add run log lines; every change of a run's state says a line, so this also marks the memo stale."""
-        self._log.extend(redact(line, self._secrets) for line in lines)
+        self._log.extend(runlog.masked_line(line, self._secrets) for line in lines)
         self._memo_dirty = True
 
     async def _plan(self, run: DbtRunInput) -> Plan:

@@ -5,18 +5,32 @@ Pure functions of plain data: the workflow calls them, tests check them.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from collections.abc import Iterable
 
 from dbt_temporal.contract import NodeResult, NodeStatus, PlannedNode
+from dbt_temporal.redaction import redact
 
 LOG_MEMO_LINES = 200
 NODE_STATUS_MEMO_ENTRIES = 500
 LINE_WIDTH = 80
 
 
+_DOTTED_LINE = re.compile(r"^(.*) \.+ (\[[^\]]*\])$")
+
+
 def _dotted(left: str, right: str) -> str:
     dots = "." * max(1, LINE_WIDTH - len(left) - 1)
     return f"{left} {dots} {right}"
+
+
+def masked_line(line: str, secret_values: Iterable[str]) -> str:
+    """A log line with secrets masked, its dots counted after masking: their number must not tell a length."""
+    dotted = _DOTTED_LINE.match(line)
+    if dotted is None:
+        return redact(line, secret_values)
+    return _dotted(redact(dotted.group(1), secret_values), redact(dotted.group(2), secret_values))
 
 
 def header_lines(version: str, project_summary: str, threads: int, target: str, total: int) -> list[str]:
