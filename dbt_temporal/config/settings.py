@@ -191,11 +191,25 @@ class WorkerSettings(Settings):
         description="Private directory (mode 0700) for dbt's per-session files, target/ and logs/; "
         "the project directory is never written (default: dbtt-<uid> under the system temp dir).",
     )
+    worker_deployment_name: str | None = Field(
+        default=None,
+        description="Worker deployment (Temporal worker versioning); with WORKER_BUILD_ID, runs are pinned to "
+        "the version of the workers that started them.",
+    )
+    worker_build_id: str | None = Field(
+        default=None, description="This worker's version within WORKER_DEPLOYMENT_NAME, e.g. an image tag."
+    )
     write_artifacts: bool = Field(
         default=False,
         description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",
     )
     write_run_log: bool = Field(default=True, description="Keep each run's full log (log.txt) in ARTIFACT_STORE.")
+
+    @model_validator(mode="after")
+    def _deployment_and_build_together(self) -> WorkerSettings:
+        if bool(self.worker_deployment_name) != bool(self.worker_build_id):
+            raise ValueError("WORKER_DEPLOYMENT_NAME and WORKER_BUILD_ID must be set together")
+        return self
 
     @model_validator(mode="after")
     def _slot_range(self) -> WorkerSettings:

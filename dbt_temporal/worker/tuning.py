@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.worker import ResourceBasedSlotConfig, WorkerTuner
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import ResourceBasedSlotConfig, WorkerDeploymentConfig, WorkerTuner
 
 from dbt_temporal.config.settings import WorkerSettings
 
@@ -36,6 +37,14 @@ def worker_options(settings: WorkerSettings) -> dict[str, Any]:
         options["max_concurrent_workflow_tasks"] = settings.worker_max_concurrent_workflow_tasks
         options["max_concurrent_activities"] = settings.worker_max_concurrent_activities
         options["max_concurrent_local_activities"] = settings.worker_max_concurrent_local_activities
+    if settings.worker_deployment_name and settings.worker_build_id:
+        # Pinned: a run stays, nodes and all, on the version of the workers that started it, so a
+        # rolling deploy never hands half a run to another dbtt or project version.
+        options["deployment_config"] = WorkerDeploymentConfig(
+            version=WorkerDeploymentVersion(settings.worker_deployment_name, settings.worker_build_id),
+            use_worker_versioning=True,
+            default_versioning_behavior=VersioningBehavior.PINNED,
+        )
     return options
 
 
