@@ -160,6 +160,8 @@ class Plan(BaseModel):
     project_summary: str = ""
     # Digest of the parsed project (every file dbt read, by content) the plan was made from.
     manifest_digest: str = ""
+    # Set when the project's files had changed and planning parsed it again first: how long that took.
+    reparsed_seconds: float | None = None
     # dbt's count of what this run executes, e.g. "2 table models, 1 seed, 3 project hooks".
     stat_line: str = ""
     # The project's on-run-start / on-run-end hooks (dbt runs them for build, run, test, seed, snapshot).

@@ -174,7 +174,7 @@ def test_cancel_stops_the_run_and_marks_every_node(tmp_path: Path, start_worker)
     assert "Run cancelled." in (store / "cancel-run" / "log.txt").read_text()
 
 
-def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> None:
+def test_reset_failed_only_reruns_just_what_failed_with_the_fix_on_disk(shop: Path, start_worker) -> None:
     marts = shop / "models" / "marts"
     (marts / "broken.sql").write_text("select no_such_column from {{ ref('stg_orders') }}\n")
     (marts / "broken_child.sql").write_text("select * from {{ ref('broken') }}\n")
@@ -182,17 +182,40 @@ def test_reset_failed_only_reruns_just_what_failed(shop: Path, start_worker) -> 
     env = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
     assert not output_of(run_and_wait(worker, DbtRunInput(), workflow_id="to-reset")).success
 
-    # The fix is deployed: a new worker parses the corrected project.
+    # The fix is saved in the project the worker serves; the same worker picks it up, unrestarted.
     (marts / "broken.sql").write_text("select order_id from {{ ref('stg_orders') }}\n")
-    worker.stop()
-    fixed = start_worker(shop, TEMPORAL_TASK_QUEUE=worker.task_queue)
     result = dbtt("reset", "to-reset", "--output", "json", env=env)
 
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
     assert output["success"] is True
     assert sorted(r["unique_id"] for r in output["node_results"]) == ["model.shop.broken", "model.shop.broken_child"]
-    assert all(r["worker"].startswith(f"{fixed.process.pid}@") for r in output["node_results"])
+    assert all(r["worker"] == identity_of(worker) for r in output["node_results"])
+    assert "select order_id" in next(r for r in output["node_results"] if r["unique_id"] == "model.shop.broken")[
+        "compiled_code"
+    ]
+
+
+def test_an_edit_reaches_the_next_run_while_a_planned_run_keeps_its_version(tmp_path: Path, start_worker) -> None:
+    project, env = crash_project(tmp_path)
+    worker = start_worker(project, **env)
+    start_without_waiting(worker, DbtRunInput(command="run"), "before-edit")
+    wait_until(lambda: node_status_is(worker.address, "before-edit", "model.crash.slow", "running"), timeout=60)
+
+    (project / "models" / "last.sql").write_text("select id + 2 as id from {{ ref('slow') }}\n")
+    after = run_and_wait(worker, DbtRunInput(command="compile", select="last"), workflow_id="after-edit")
+    before = view_of(worker.address, "before-edit")
+
+    assert output_of(before).success  # its `last` ran on the manifest it was planned on
+    assert "id + 1" in _compiled(before, "model.crash.last")
+    assert output_of(after).success
+    assert "id + 2" in _compiled(after, "model.crash.last")
+    assert any(line.startswith("project changed; re-parsed in ") for line in after.log)
+    assert not any(line.startswith("project changed") for line in before.log)
+
+
+def _compiled(view, unique_id: str) -> str:  # noqa: ANN001
+    return next(r for r in output_of(view).node_results if r.unique_id == unique_id).compiled_code or ""
 
 
 def test_reset_from_start_runs_the_whole_run_again(shop: Path, start_worker) -> None:

@@ -111,6 +111,8 @@ class DbtSession:
     env: dict[str, str]
     parse_seconds: float
     manifest_digest: str
+    # The project's files as they were when this session was parsed (see source_stamp).
+    source_stamp: str = ""
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -197,7 +199,7 @@ def session_work_dir(work_root: Path, project_name: str, key: str) -> Path:
 
 
 def open_session(
-    project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: str, work_dir: Path
+    project_dir: Path, profiles_dir: Path, spec: SessionSpec, key: str, work_dir: Path, stamp: str = ""
 ) -> DbtSession:
     """Parse the project for `spec` and connect a fresh adapter to it."""
     env = merged_env(spec.env)
@@ -234,6 +236,7 @@ def open_session(
         env=env,
         parse_seconds=time.perf_counter() - started,
         manifest_digest=manifest_digest(manifest),
+        source_stamp=stamp,
     )
 
 

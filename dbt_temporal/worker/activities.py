@@ -144,8 +144,10 @@ class DbtActivities:
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
             project = self.pool.resolve_project(request.session.project)
+            reparsed_seconds = self.pool.refresh(request.session)
             with self.pool.lease(request.session) as session:
                 plan = plan_selection(session, request, project.config)
+                plan.reparsed_seconds = reparsed_seconds
                 if request.command not in LISTING_COMMANDS:
                     ensure_schemas(session)
             attributes = run_search_attributes(
@@ -159,7 +161,7 @@ class DbtActivities:
     @contextmanager
     def _invocation(self, session_spec: SessionSpec, command: str, spec: InvocationSpec) -> Iterator[Invocation]:
         """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
-        with self.pool.lease(session_spec) as session:
+        with self.pool.lease(session_spec, spec.manifest_digest) as session:
             check_manifest(session, spec.manifest_digest)
             yield self.invocations.get(session, command, spec.invocation_id, spec.run_started_at)
 

@@ -340,6 +340,8 @@ class DbtRunWorkflow:
                 ]
             )
         threads = run.threads or plan.threads
+        if plan.reparsed_seconds is not None:
+            self._say(runlog.reparsed_line(plan.reparsed_seconds))
         if run.command not in LISTING_COMMANDS:
             self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
         return Carryover(

@@ -33,6 +33,10 @@ def masked_line(line: str, secret_values: Iterable[str]) -> str:
     return _dotted(redact(dotted.group(1), secret_values), redact(dotted.group(2), secret_values))
 
 
+def reparsed_line(seconds: float) -> str:
+    return f"project changed; re-parsed in {seconds:.2f} s"
+
+
 def header_lines(version: str, project_summary: str, threads: int, target: str, total: int) -> list[str]:
     return [
         f"Running with dbtt={version}",
