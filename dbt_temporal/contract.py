@@ -162,6 +162,9 @@ class Plan(BaseModel):
     manifest_digest: str = ""
     # Set when the project's files had changed and planning parsed it again first: how long that took.
     reparsed_seconds: float | None = None
+    # For a project fetched from git or object storage: the revision planned on, and any news of the source.
+    project_revision: str | None = None
+    source_note: str = ""
     # dbt's count of what this run executes, e.g. "2 table models, 1 seed, 3 project hooks".
     stat_line: str = ""
     # The project's on-run-start / on-run-end hooks (dbt runs them for build, run, test, seed, snapshot).
@@ -284,6 +287,8 @@ class DbtRunOutput(BaseModel):
     hook_errors: list[str] = Field(default_factory=list)
     hook_runs: list[HookRun] = Field(default_factory=list)
     summary: str = ""
+    # The git commit (or object-store digest) of a fetched project the run used; None for a local directory.
+    project_revision: str | None = None
 
 
 class Carryover(BaseModel):

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 import yaml
@@ -57,6 +57,9 @@ from dbt_temporal.config.project_config import LifecycleHooks, validation_messag
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import COMMANDS, STATUS_ATTRIBUTE, BadSelection, DbtRunInput, DbtRunOutput, check_selection
+
+if TYPE_CHECKING:
+    from dbt_temporal.worker.project_sources import ProjectSources
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 POLL_SECONDS = 0.5
@@ -323,8 +326,9 @@ def worker(
         dbt_profiles_dir=profiles_dir,
         dbt_target=target,
     )
-    _check_projects(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings, sources = _fetch_projects(settings)
+    _check_projects(settings)
     if settings.dbtt_payload_key is None and settings.dbtt_payload_key_file is None:
         warn(
             "DBTT_PAYLOAD_KEY is not set: --env values and vars of runs are stored in clear in Temporal's "
@@ -337,9 +341,24 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(client, settings, stop)
+        await run_worker(client, settings, stop, sources)
 
     run_async(main())
+
+
+def _fetch_projects(settings: WorkerSettings) -> tuple[WorkerSettings, ProjectSources | None]:
+    """DBT_PROJECT_DIRS entries in git or object storage, fetched: the settings then name the local copies."""
+    from dbt_temporal.worker.project_sources import SourceError, fetch_sources
+
+    if not settings.dbt_project_dirs:
+        return settings, None
+    entries = [part.strip() for part in settings.dbt_project_dirs.split(",") if part.strip()]
+    try:
+        directories, sources = fetch_sources(entries, settings.work_root, settings.project_refresh == "refresh")
+    except SourceError as err:
+        fail(str(err))
+    local = ",".join(str(directory) for directory in directories)
+    return settings.model_copy(update={"dbt_project_dirs": local}), sources
 
 
 def _check_projects(settings: Settings) -> None:
@@ -596,6 +615,7 @@ def dev(
     from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
+    settings, sources = _fetch_projects(settings)
     _check_projects(settings)
     run = _run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
@@ -609,7 +629,7 @@ def dev(
             local.worker_graceful_shutdown_secs = 0
         client = await connect(local)
         stop = asyncio.Event()
-        worker_task = asyncio.create_task(run_worker(client, local, stop))
+        worker_task = asyncio.create_task(run_worker(client, local, stop, sources))
         try:
             run_id = new_workflow_id(run)
             handle = await start_run(client, local, run, run_id)

@@ -199,6 +199,11 @@ class WorkerSettings(Settings):
     worker_build_id: str | None = Field(
         default=None, description="This worker's version within WORKER_DEPLOYMENT_NAME, e.g. an image tag."
     )
+    project_refresh: Literal["warn", "refresh"] = Field(
+        default="warn",
+        description="Before each run, when a git or object-store project has moved: warn in the run log, or "
+        "fetch it and parse it again (runs in flight keep their version).",
+    )
     write_artifacts: bool = Field(
         default=False,
         description="Keep each run's run_results.json, manifest.json and compiled SQL in ARTIFACT_STORE.",

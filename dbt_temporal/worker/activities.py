@@ -50,6 +50,7 @@ from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
 from dbt_temporal.worker.artifacts import store_run
 from dbt_temporal.worker.plan_size import ensure_plan_fits
+from dbt_temporal.worker.project_sources import ProjectSources
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
@@ -101,8 +102,10 @@ class DbtActivities:
         static_search_attributes: dict[str, str] | None = None,
         registered_search_attributes: set[str] | None = None,
         artifacts: ArtifactOptions | None = None,
+        sources: ProjectSources | None = None,
     ) -> None:
         self.pool = pool
+        self.sources = sources
         self.invocations = InvocationCache()
         self.static_search_attributes = static_search_attributes or {}
         self.registered_search_attributes = registered_search_attributes or set()
@@ -144,10 +147,13 @@ class DbtActivities:
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
             project = self.pool.resolve_project(request.session.project)
+            source = self.sources.check(project.path) if self.sources else None
             reparsed_seconds = self.pool.refresh(request.session)
             with self.pool.lease(request.session) as session:
                 plan = plan_selection(session, request, project.config)
                 plan.reparsed_seconds = reparsed_seconds
+                if source is not None:
+                    plan.project_revision, plan.source_note = source.revision, source.note
                 if request.command not in LISTING_COMMANDS:
                     ensure_schemas(session)
             attributes = run_search_attributes(

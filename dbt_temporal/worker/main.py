@@ -20,6 +20,7 @@ from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
 
 if TYPE_CHECKING:
     from dbt_temporal.engine.pool import SessionPool
+    from dbt_temporal.worker.project_sources import ProjectSources
 
 log = logging.getLogger("dbtt.worker")
 
@@ -34,7 +35,9 @@ def quiet_dbt_events() -> None:
 NODE_THREAD_SWITCH_SECONDS = 0.0005
 
 
-async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Event) -> None:
+async def run_worker(
+    client: Client, settings: WorkerSettings, stop: asyncio.Event, sources: ProjectSources | None = None
+) -> None:
     """Serve runs until `stop` is set; each project is parsed once, up front.
 
     On stop the worker stops polling and lets running nodes finish (within
@@ -65,6 +68,7 @@ async def run_worker(client: Client, settings: WorkerSettings, stop: asyncio.Eve
         static_search_attributes=settings.temporal_search_attributes,
         registered_search_attributes=await _registered_search_attributes(client, settings),
         artifacts=artifact_options(settings),
+        sources=sources,
     )
     background: list[asyncio.Task[None]] = []
     try:

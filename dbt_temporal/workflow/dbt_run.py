@@ -340,6 +340,8 @@ class DbtRunWorkflow:
                 ]
             )
         threads = run.threads or plan.threads
+        if plan.source_note:
+            self._say(plan.source_note)
         if plan.reparsed_seconds is not None:
             self._say(runlog.reparsed_line(plan.reparsed_seconds))
         if run.command not in LISTING_COMMANDS:
@@ -362,6 +364,7 @@ class DbtRunWorkflow:
             command=run.command,
             success=True,
             selected=carryover.plan.selected,
+            project_revision=carryover.plan.project_revision,
         )
         output.hook_runs = list(carryover.hook_runs)
         output.hook_errors = list(carryover.hook_errors)
