@@ -250,6 +250,8 @@ class NodeResult(BaseModel):
     timing: list[TimingEntry] = Field(default_factory=list)
     failures: int | None = None
     compiled_code: str | None = None
+    # A retry that found its data change committed by an earlier attempt, and did not apply it again.
+    previously_committed: bool = False
     thread_id: str | None = None
     worker: str | None = None
     attempt: int = 1

@@ -23,12 +23,12 @@ from tests.support import (
 )
 
 
-def flaky_worker(tmp_path: Path, start_worker, dbt_temporal_yml: str | None = None):  # noqa: ANN001, ANN201
+def flaky_worker(tmp_path: Path, start_worker, dbt_temporal_yml: str | None = None, **env: str):  # noqa: ANN001, ANN201
     project = copy_project(TEST_PROJECTS / "flaky", tmp_path / "flaky")
     if dbt_temporal_yml is not None:
         (project / "dbt_temporal.yml").write_text(dbt_temporal_yml)
     return start_worker(
-        project, FLAKY_DUCKDB_PATH=str(tmp_path / "flaky.duckdb"), FLAKY_MARKER=str(tmp_path / "failed-once")
+        project, FLAKY_DUCKDB_PATH=str(tmp_path / "flaky.duckdb"), FLAKY_MARKER=str(tmp_path / "failed-once"), **env
     )
 
 
@@ -41,6 +41,18 @@ def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path, start
     [flaky] = [r for r in output.node_results if r.unique_id == "model.flaky.flaky_once"]
     assert flaky.status == NodeStatus.success and flaky.attempt == 2
     assert (tmp_path / "failed-once").read_text() == "failed once"
+
+
+def test_without_commit_markers_a_python_model_is_not_retried_blindly(tmp_path: Path, start_worker) -> None:
+    """A Python model may write anything: with markers off, dbtt cannot tell a retry is harmless."""
+    worker = flaky_worker(tmp_path, start_worker, COMMIT_MARKERS="false")
+
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="flaky_once")))
+
+    [flaky] = [r for r in output.node_results if r.unique_id == "model.flaky.flaky_once"]
+    assert flaky.status == NodeStatus.error
+    assert "may have written part of its data on attempt 1 (a Python model)" in (flaky.message or "")
+    assert "re-run it with `dbtt reset`" in (flaky.message or "")
 
 
 def test_a_compilation_error_is_attempted_once_with_dbts_message(tmp_path: Path, start_worker) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from dbt_temporal.cli.safe_text import plain
 from dbt_temporal.client.runs import RunView
+from dbt_temporal.contract import NodeResult
 
 STYLES = {
     "pending": ("·", "dim"),
@@ -65,16 +66,23 @@ def node_table(view: RunView, clock: NodeClock) -> Table:
     rows = _node_statuses(view)
     if len(rows) > FULL_TABLE_LIMIT:
         rows = {uid: s for uid, s in rows.items() if s in ("running", "error", "cancelled")}
+    retried = {r.unique_id: r for r in view.output.node_results if r.attempt > 1} if view.output else {}
     for uid, status in rows.items():
         icon, style = STYLES.get(status, ("?", ""))
         seconds = clock.seconds(view, uid)
         table.add_row(
             Text(icon, style=style),
             plain(short_name(uid)),
-            plain(status, style),
+            plain(status + _retry_note(retried.get(uid)), style),
             f"{seconds:.2f}s" if seconds is not None else "",
         )
     return table
+
+
+def _retry_note(result: NodeResult | None) -> str:
+    if result is None:
+        return ""
+    return f" (attempt {result.attempt}" + (", already committed)" if result.previously_committed else ")")
 
 
 def _node_statuses(view: RunView) -> dict[str, str]:

@@ -199,6 +199,13 @@ class WorkerSettings(Settings):
     worker_build_id: str | None = Field(
         default=None, description="This worker's version within WORKER_DEPLOYMENT_NAME, e.g. an image tag."
     )
+    commit_markers: bool = Field(
+        default=True,
+        description="Record, in the node's own transaction, that a node whose re-run is not harmless (an "
+        "append) committed, so a retry never applies it twice; off: such retries are refused.",
+    )
+    commit_marker_schema: str = Field(default="dbtt_meta", description="Schema of the commit marker table.")
+    commit_marker_table: str = Field(default="dbtt_commits", description="Name of the commit marker table.")
     project_refresh: Literal["warn", "refresh"] = Field(
         default="warn",
         description="Before each run, when a git or object-store project has moved: warn in the run log, or "

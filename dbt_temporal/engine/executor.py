@@ -11,6 +11,7 @@ from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.task.run import MicrobatchModelRunner
 
 from dbt_temporal.contract import NodeResult, NodeStatus, TimingEntry
+from dbt_temporal.engine.commit_markers import CommitMarkers, MarkerSettings, rerun_is_safe, run_after_commit_hooks
 from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_copy
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import manifest_entry
@@ -52,11 +53,25 @@ class NodeCancelled(Exception):
     pass
 
 
+class RerunRefused(Exception):
+    """A retry that could write a node's data a second time, with no way to know whether the first committed."""
+
+
 def run_node(
-    invocation: Invocation, unique_id: str, index: int, total: int, running: RunningNode | None = None
+    invocation: Invocation,
+    unique_id: str,
+    index: int,
+    total: int,
+    running: RunningNode | None = None,
+    attempt: int = 1,
+    markers: MarkerSettings | None = None,
 ) -> NodeOutcome:
     session = invocation.session
     node = fresh_copy(manifest_entry(session.manifest, unique_id))
+    if markers is not None and not rerun_is_safe(node, session.spec.full_refresh):
+        committed = _guard_rerun(invocation, node, attempt, markers)
+        if committed is not None:
+            return committed
     caught: list[BaseException] = []
     with activated(invocation.state()):
         if running is not None:
@@ -75,6 +90,67 @@ def run_node(
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def _guard_rerun(invocation: Invocation, node: Any, attempt: int, settings: MarkerSettings) -> NodeOutcome | None:
+    """Make a node whose re-run is not harmless safe to retry: mark its commit, or check the mark.
+
+    Returns the outcome when an earlier attempt had committed (nothing more is written).
+    """
+    session = invocation.session
+    markers = session_markers(session, settings)
+    if not markers.usable:
+        if attempt > 1:
+            raise RerunRefused(
+                f"{node.unique_id} may have written part of its data on attempt {attempt - 1} "
+                f"({_why_unsafe(node)}), and without a commit marker dbtt cannot tell whether it committed; "
+                "check its rows, then re-run it with `dbtt reset`"
+            )
+        return None
+    invocation_id = invocation.run.invocation_id
+    with activated(invocation.state()):
+        markers.ensure_table()
+        committed_by = markers.committed_attempt(invocation_id, node.unique_id) if attempt > 1 else None
+        if committed_by is None:
+            marker = markers.marker_hook(invocation_id, node.unique_id, attempt)
+            node.config.post_hook = [*node.config.post_hook, marker]
+            return None
+        started = time.time()
+        hooks = run_after_commit_hooks(node, session.config, invocation.manifest, session.adapter)
+        finished = time.time()
+    message = f"already committed by attempt {committed_by}"
+    result = NodeResult(
+        unique_id=node.unique_id,
+        status=NodeStatus.success,
+        dbt_status="success",
+        execution_time=finished - started,
+        message=f"{message}: its data change was not applied again; ran {hooks} after-commit post-hook(s)",
+        adapter_response={"_message": message},
+        previously_committed=True,
+        thread_id=threading.current_thread().name,
+        started_at=started,
+        completed_at=finished,
+    )
+    return NodeOutcome(result=result, exception=None)
+
+
+def _why_unsafe(node: Any) -> str:
+    if getattr(node, "language", "sql") == "python":
+        return "a Python model"
+    strategy = node.config.get("incremental_strategy")
+    if node.config.materialized == "incremental":
+        return f"incremental_strategy {strategy or 'default'} without a unique_key"
+    return f"materialized '{node.config.materialized}'"
+
+
+_MARKERS_LOCK = threading.Lock()
+
+
+def session_markers(session: DbtSession, settings: MarkerSettings) -> CommitMarkers:
+    with _MARKERS_LOCK:
+        if session.commit_markers is None:
+            session.commit_markers = CommitMarkers(session, settings)
+        return session.commit_markers
 
 
 def cancel_query(running: RunningNode) -> None:

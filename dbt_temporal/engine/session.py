@@ -113,6 +113,8 @@ class DbtSession:
     manifest_digest: str
     # The project's files as they were when this session was parsed (see source_stamp).
     source_stamp: str = ""
+    # The target's commit marker table (engine/commit_markers.py), made on first use.
+    commit_markers: Any = None
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -41,8 +41,9 @@ from dbt_temporal.contract import (
     StoreArtifactsRequest,
     StoredArtifacts,
 )
+from dbt_temporal.engine.commit_markers import MarkerSettings
 from dbt_temporal.engine.errors import is_transient
-from dbt_temporal.engine.executor import NodeOutcome, RunningNode, cancel_query, run_node
+from dbt_temporal.engine.executor import NodeOutcome, RerunRefused, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.hooks import run_project_hooks
 from dbt_temporal.engine.invocation import Invocation, InvocationCache, ManifestMismatch, check_manifest
 from dbt_temporal.engine.planner import plan_selection
@@ -103,9 +104,11 @@ class DbtActivities:
         registered_search_attributes: set[str] | None = None,
         artifacts: ArtifactOptions | None = None,
         sources: ProjectSources | None = None,
+        markers: MarkerSettings | None = None,
     ) -> None:
         self.pool = pool
         self.sources = sources
+        self.markers = markers or MarkerSettings()
         self.invocations = InvocationCache()
         self.static_search_attributes = static_search_attributes or {}
         self.registered_search_attributes = registered_search_attributes or set()
@@ -140,6 +143,8 @@ class DbtActivities:
             raise  # already says what it is and whether to retry
         except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
             raise configuration_error(err, secrets) from None
+        except RerunRefused as err:
+            raise ApplicationError(redact(str(err), secrets), type="RerunRefused", non_retryable=True) from None
         except Exception as err:  # noqa: BLE001 - reported as one line, never a traceback
             raise crash_error(err, secrets) from None
 
@@ -177,9 +182,13 @@ class DbtActivities:
         secrets = list(request.session.env.values())
         running = RunningNode()
 
+        attempt = activity.info().attempt
+
         def execute() -> NodeOutcome:
             with self._invocation(request.session, request.command, request.invocation) as invocation:
-                return run_node(invocation, request.unique_id, request.index, request.total, running)
+                return run_node(
+                    invocation, request.unique_id, request.index, request.total, running, attempt, self.markers
+                )
 
         outcome = await self._reporting(execute, secrets, on_cancel=lambda: cancel_query(running))
         result = outcome.result.model_copy(

@@ -50,6 +50,7 @@ async def run_worker(
     worker that scheduled it (eager activity start), and the whole run was
     slower.
     """
+    from dbt_temporal.engine.commit_markers import MarkerSettings
     from dbt_temporal.engine.pool import SessionPool
     from dbt_temporal.worker.activities import DbtActivities
     from dbt_temporal.worker.artifacts import artifact_options
@@ -69,6 +70,9 @@ async def run_worker(
         registered_search_attributes=await _registered_search_attributes(client, settings),
         artifacts=artifact_options(settings),
         sources=sources,
+        markers=MarkerSettings(
+            settings.commit_markers, settings.commit_marker_schema, settings.commit_marker_table
+        ),
     )
     background: list[asyncio.Task[None]] = []
     try:
