@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from temporalio.client import Client
 
 from dbt_temporal.cli.args import join_selection_values
 from dbt_temporal.client.codec import data_converter
+from dbt_temporal.client.runs import new_workflow_id
 from dbt_temporal.contract import WORKFLOW_TYPE, DbtRunInput
 from tests.support import BIN, dbtt, wait_until
 
@@ -280,3 +282,9 @@ def test_a_secret_that_is_a_run_log_word_gets_a_warning_at_submit() -> None:
 
     assert "the value of SCHEMA_WORD is part of words the run log prints" in result.stderr
     assert result.returncode == 3  # and then the unreachable server, as usual
+
+
+def test_generated_ids_name_the_project_when_it_is_known() -> None:
+    assert new_workflow_id(DbtRunInput(command="run", project="finance"), "shop").startswith("dbt-finance-run-20")
+    assert new_workflow_id(DbtRunInput(), "shop").startswith("dbt-shop-build-20")
+    assert re.fullmatch(r"dbt-build-\d{8}-\d{6}-[0-9a-f]{4}", new_workflow_id(DbtRunInput()))

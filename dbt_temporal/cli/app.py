@@ -361,6 +361,15 @@ def _fetch_projects(settings: WorkerSettings) -> tuple[WorkerSettings, ProjectSo
     return settings.model_copy(update={"dbt_project_dirs": local}), sources
 
 
+def _local_project(settings: Settings) -> str | None:
+    """The one project a worker started here would serve, to name a run after it (None when unsure)."""
+    try:
+        names = list(discover_projects(settings))
+    except (ProjectConfigError, OSError):
+        return None
+    return names[0] if len(names) == 1 else None
+
+
 def _check_projects(settings: Settings) -> None:
     try:
         discover_projects(settings)
@@ -511,7 +520,7 @@ def submit(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
     )
     run.hooks = parse_hooks(hooks, no_hooks)
-    run_id = workflow_id or new_workflow_id(run)
+    run_id = workflow_id or new_workflow_id(run, _local_project(settings))
     started: list[str] = []
 
     async def main() -> RunView:
@@ -631,7 +640,7 @@ def dev(
         stop = asyncio.Event()
         worker_task = asyncio.create_task(run_worker(client, local, stop, sources))
         try:
-            run_id = new_workflow_id(run)
+            run_id = new_workflow_id(run, _local_project(settings))
             handle = await start_run(client, local, run, run_id)
             if output == OutputFormat.text:
                 say_started(local, run_id)

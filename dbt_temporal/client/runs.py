@@ -141,9 +141,11 @@ def is_listing(command: dict[str, Any]) -> bool:
     return command.get("command") in LISTING_COMMANDS
 
 
-def new_workflow_id(run: DbtRunInput) -> str:
+def new_workflow_id(run: DbtRunInput, local_project: str | None = None) -> str:
+    """`dbt-<project>-<command>-<UTC time>-<4 hex>`; the project part is left out when it is not known here."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"dbt-{run.project or 'run'}-{run.command}-{stamp}-{secrets.token_hex(2)}"
+    project = run.project or local_project
+    return "-".join(["dbt", *([project] if project else []), run.command, stamp, secrets.token_hex(2)])
 
 
 def ui_link(settings: Settings, workflow_id: str) -> str | None:

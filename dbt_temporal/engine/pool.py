@@ -57,7 +57,7 @@ class SessionPool:
         if name is None:
             if len(self.projects) == 1:
                 return next(iter(self.projects.values()))
-            raise UnknownProject(f"this worker has several projects ({names}); say which with 'project'")
+            raise UnknownProject(f"this worker has several projects ({names}); name one with --project")
         if name not in self.projects:
             raise UnknownProject(f"unknown project '{name}'; this worker has: {names}")
         return self.projects[name]
