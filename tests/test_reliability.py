@@ -33,14 +33,23 @@ def flaky_worker(tmp_path: Path, start_worker, dbt_temporal_yml: str | None = No
 
 
 def test_a_transient_error_is_retried_and_the_run_succeeds(tmp_path: Path, start_worker) -> None:
-    worker = flaky_worker(tmp_path, start_worker)
+    worker = flaky_worker(tmp_path, start_worker, WORKER_LOG_FORMAT="json")
 
-    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="flaky_once steady")))
+    output = output_of(run_and_wait(worker, DbtRunInput(command="run", select="flaky_once steady"), "flaky-run"))
 
     assert output.success
     [flaky] = [r for r in output.node_results if r.unique_id == "model.flaky.flaky_once"]
     assert flaky.status == NodeStatus.success and flaky.attempt == 2
     assert (tmp_path / "failed-once").read_text() == "failed once"
+    # The worker's log: one JSON object a line, one line per event, no traceback for the retry.
+    wait_until(lambda: any("run flaky-run success" in line for line in worker.lines))
+    events = [json.loads(line) for line in worker.lines if line.strip()]
+    messages = [event["message"] for event in events]
+    assert "run flaky-run: planned run of flaky, 2 nodes (attempt 1)" in messages
+    retried = [m for m in messages if m.startswith("run flaky-run: model.flaky.flaky_once failed, will retry: ")]
+    assert len(retried) == 1 and "Runtime Error in model flaky_once" in retried[0]
+    assert "Completing activity as failed" not in messages  # the SDK's own traceback line is dropped
+    assert not any("\x1b[" in line for line in worker.lines)  # no colour codes
 
 
 def test_without_commit_markers_a_python_model_is_not_retried_blindly(tmp_path: Path, start_worker) -> None:

@@ -313,8 +313,12 @@ def worker(
     project_dir: Path = ProjectDirOption,
     profiles_dir: Path = ProfilesDirOption,
     target: str = typer.Option(None, "--target", help=_env_help("dbt_target")),
+    log_format: str = typer.Option(
+        None, "--log-format", metavar="text|json", help="Worker log lines: text or JSON. [env: WORKER_LOG_FORMAT]"
+    ),
 ) -> None:
     """Run a worker for the configured dbt projects until Ctrl-C or SIGTERM."""
+    from dbt_temporal.worker.log_setup import configure, worker_runtime
     from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(
@@ -325,18 +329,19 @@ def worker(
         dbt_project_dir=project_dir,
         dbt_profiles_dir=profiles_dir,
         dbt_target=target,
+        worker_log_format=log_format,
     )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(settings.worker_log_format)
     settings, sources = _fetch_projects(settings)
     _check_projects(settings)
     if settings.dbtt_payload_key is None and settings.dbtt_payload_key_file is None:
-        warn(
+        logging.getLogger("dbtt.worker").warning(
             "DBTT_PAYLOAD_KEY is not set: --env values and vars of runs are stored in clear in Temporal's "
             "history; set the same key on workers and clients to encrypt them"
         )
 
     async def main() -> None:
-        client = await connect(settings)
+        client = await connect(settings, worker_runtime())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from dbt_temporal.client.codec import converter_for
@@ -52,7 +53,7 @@ def payload_keys(settings: Settings) -> PayloadKeys | None:
     return load_keys(key, settings.dbtt_payload_key_file)
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
     data_converter = converter_for(payload_keys(settings))
     try:
         return await asyncio.wait_for(
@@ -62,6 +63,7 @@ async def connect(settings: Settings) -> Client:
                 api_key=settings.temporal_api_key,
                 tls=tls_config(settings),
                 data_converter=data_converter,
+                runtime=runtime,
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

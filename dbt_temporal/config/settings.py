@@ -206,6 +206,9 @@ class WorkerSettings(Settings):
     )
     commit_marker_schema: str = Field(default="dbtt_meta", description="Schema of the commit marker table.")
     commit_marker_table: str = Field(default="dbtt_commits", description="Name of the commit marker table.")
+    worker_log_format: Literal["text", "json"] = Field(
+        default="text", description="The worker's log lines on stderr: text, or one JSON object per line."
+    )
     project_refresh: Literal["warn", "refresh"] = Field(
         default="warn",
         description="Before each run, when a git or object-store project has moved: warn in the run log, or "

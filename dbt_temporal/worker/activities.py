@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,29 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
 CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
+
+
+log = logging.getLogger("dbtt.worker")
+
+LOGGED_MESSAGE_CHARS = 300
+
+
+def _one_line(message: str | None) -> str:
+    """A message on one line (dbt's put the detail below a header line), cut short for the log."""
+    text = " ".join((message or "").split())
+    return text if len(text) <= LOGGED_MESSAGE_CHARS else text[: LOGGED_MESSAGE_CHARS - 1] + "…"
+
+
+def _log_event(level: int, what: str) -> None:
+    """One worker log line about the current activity, naming its run and attempt."""
+    info = activity.info()
+    log.log(level, "run %s: %s (attempt %d)", info.workflow_id, what, info.attempt)
+
+
+def _logged(err: ApplicationError, what: str | None = None) -> ApplicationError:
+    """Say a failure in one line (the SDK's traceback for it is dropped, see worker/log_setup.py)."""
+    _log_event(logging.WARNING, f"{what or activity.info().activity_type + ' failed'}: {_one_line(err.message)}")
+    return err
 
 
 def configuration_error(err: Exception, secret_values: Sequence[str]) -> ApplicationError:
@@ -139,14 +163,15 @@ class DbtActivities:
         """`_in_thread`, with every failure turned into one redacted line that says whether to retry."""
         try:
             return await self._in_thread(work, on_cancel)
-        except ApplicationError:
-            raise  # already says what it is and whether to retry
+        except ApplicationError as err:
+            raise _logged(err) from None  # already says what it is and whether to retry
         except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
-            raise configuration_error(err, secrets) from None
+            raise _logged(configuration_error(err, secrets)) from None
         except RerunRefused as err:
-            raise ApplicationError(redact(str(err), secrets), type="RerunRefused", non_retryable=True) from None
+            refused = ApplicationError(redact(str(err), secrets), type="RerunRefused", non_retryable=True)
+            raise _logged(refused) from None
         except Exception as err:  # noqa: BLE001 - reported as one line, never a traceback
-            raise crash_error(err, secrets) from None
+            raise _logged(crash_error(err, secrets)) from None
 
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan_project(self, request: PlanRequest) -> Plan:
@@ -167,7 +192,9 @@ class DbtActivities:
             artifacts = None if request.command in LISTING_COMMANDS else self.artifacts
             return ensure_plan_fits(plan.model_copy(update={"search_attributes": attributes, "artifacts": artifacts}))
 
-        return await self._reporting(plan, list(request.session.env.values()))
+        planned = await self._reporting(plan, list(request.session.env.values()))
+        _log_event(logging.INFO, f"planned {request.command} of {planned.project}, {len(planned.nodes)} nodes")
+        return planned
 
     @contextmanager
     def _invocation(self, session_spec: SessionSpec, command: str, spec: InvocationSpec) -> Iterator[Invocation]:
@@ -199,7 +226,10 @@ class DbtActivities:
             }
         )
         if self._should_retry(request, result, outcome.exception):
-            raise ApplicationError(f"transient warehouse error: {result.message}", type="TransientWarehouseError")
+            retry = ApplicationError(f"transient warehouse error: {result.message}", type="TransientWarehouseError")
+            raise _logged(retry, f"{request.unique_id} failed, will retry") from None
+        if result.status == NodeStatus.error:
+            _log_event(logging.WARNING, f"{request.unique_id} {result.dbt_status}: {_one_line(result.message)}")
         return result
 
     @activity.defn(name=PROJECT_HOOKS_ACTIVITY)

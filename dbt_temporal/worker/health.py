@@ -29,11 +29,17 @@ async def _worker_can_poll(client: Client, is_running: bool) -> bool:
 async def keep_fresh(client: Client, worker_running: Callable[[], bool], path: Path) -> None:
     """Touch `path` every 15 s while the worker can poll; a wedged loop or lost server stops it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    reported_unhealthy = False
     while True:
         if await _worker_can_poll(client, worker_running()):
             path.touch()
-        else:
+            if reported_unhealthy:
+                log.info("health check passes again; refreshing %s", path)
+                reported_unhealthy = False
+        elif worker_running() and not reported_unhealthy:
+            # Said once per change; a worker still starting (or stopping) is no news.
             log.warning("health check failed; not refreshing %s", path)
+            reported_unhealthy = True
         await asyncio.sleep(REFRESH_SECONDS)
 
 

@@ -577,6 +577,10 @@ class DbtRunWorkflow:
         self._state.output = output
         outcome = "skipped" if output.skipped else "success" if output.success else "failed"
         self._set_status_attribute(carryover.plan, outcome)
+        # The worker's one line for the run's end (the logger is silent while a history replays).
+        workflow.logger.info(
+            "run %s %s in %.1f s: %s", workflow.info().workflow_id, outcome, output.elapsed_time, output.summary
+        )
         if not output.success:
             raise RunFailed(output.summary or "dbt run failed", output, type="DbtRunFailed", non_retryable=True)
         return output
