@@ -288,3 +288,19 @@ def test_generated_ids_name_the_project_when_it_is_known() -> None:
     assert new_workflow_id(DbtRunInput(command="run", project="finance"), "shop").startswith("dbt-finance-run-20")
     assert new_workflow_id(DbtRunInput(), "shop").startswith("dbt-shop-build-20")
     assert re.fullmatch(r"dbt-build-\d{8}-\d{6}-[0-9a-f]{4}", new_workflow_id(DbtRunInput()))
+
+
+def test_config_shows_each_setting_with_its_source_and_masks_secrets() -> None:
+    result = dbtt(
+        "config", "--namespace", "prod", "--output", "json",
+        env={"TEMPORAL_API_KEY": "sekrit-api-key-42", "TEMPORAL_TASK_QUEUE": "nightly", "WORKER_MAX_SESSIONS": "3"},
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: (row["value"], row["source"]) for row in json.loads(result.stdout)}
+    assert rows["TEMPORAL_NAMESPACE"] == ("prod", "flag")
+    assert rows["TEMPORAL_TASK_QUEUE"] == ("nightly", "env")
+    assert rows["WORKER_MAX_SESSIONS"] == (3, "env")
+    assert rows["TEMPORAL_ADDRESS"] == ("localhost:7233", "default")
+    assert rows["TEMPORAL_API_KEY"] == ("****", "env")
+    assert "sekrit-api-key-42" not in result.stdout + result.stderr

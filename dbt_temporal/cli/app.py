@@ -771,9 +771,11 @@ def healthcheck(ctx: typer.Context) -> None:
 # Its own module, which reads the helpers above through this one when it runs.
 from dbt_temporal.cli.artifacts import artifacts  # noqa: E402
 from dbt_temporal.cli.codec_server import codec_server  # noqa: E402
+from dbt_temporal.cli.config_view import config  # noqa: E402
 
 app.command()(artifacts)
 app.command("codec-server")(codec_server)
+app.command()(config)
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
