@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
+from dbt_temporal.config.reference import configuration_markdown
 from dbt_temporal.config.settings import Settings, WorkerSettings
 from tests.support import EXAMPLES, copy_project
 
@@ -85,3 +86,13 @@ def test_profiles_are_found_in_home_dbt_when_the_project_has_none(
     (tmp_path / "home" / ".dbt").mkdir(parents=True)
     (tmp_path / "home" / ".dbt" / "profiles.yml").write_text(profiles)
     assert discover_projects(Settings(dbt_project_dir=project))["shop"].profiles_dir == tmp_path / "home" / ".dbt"
+
+
+def test_the_configuration_reference_is_current_and_complete() -> None:
+    """docs/configuration.md is generated from the settings model: regenerate it when a setting changes."""
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+
+    assert committed == configuration_markdown(), "stale: run python -m dbt_temporal.config.reference"
+    for field, info in WorkerSettings.model_fields.items():
+        assert f"`{Settings.env_name(field)}`" in committed
+        assert info.description, f"{field} has no description for the reference"

@@ -53,7 +53,11 @@ class Settings(BaseSettings):
         description="Bearer token `dbtt codec-server` requires of every request (default: none, loopback only).",
     )
 
-    dbt_project_dirs: str | None = Field(default=None, description="Comma-separated dbt project directories.")
+    dbt_project_dirs: str | None = Field(
+        default=None,
+        description="Comma-separated projects: directories, git+https://...#ref:subdir, git+ssh://..., "
+        "s3://bucket/prefix or gs://bucket/prefix.",
+    )
     dbt_projects_dir: Path | None = Field(
         default=None, description="Directory scanned for subdirectories holding dbt_project.yml."
     )
@@ -167,20 +171,46 @@ class WorkerSettings(Settings):
     """What `dbtt worker` (and `dbtt dev`, which runs one) reads on top of `Settings`."""
 
     # Worker tuning, mapped onto the Temporal SDK's own worker options.
-    worker_tuner: Literal["fixed", "resource-based"] = Field(default="fixed", description="Slot tuner.")
-    worker_max_concurrent_workflow_tasks: int = Field(default=200, ge=2)
-    worker_max_concurrent_activities: int = Field(default=100, ge=1)
-    worker_max_concurrent_local_activities: int = Field(default=100, ge=1)
-    worker_resource_target_mem: float = Field(default=0.8, gt=0, le=1)
-    worker_resource_target_cpu: float = Field(default=0.9, gt=0, le=1)
-    worker_resource_activity_min_slots: int = Field(default=1, ge=0)
-    worker_resource_activity_max_slots: int = Field(default=500, ge=1)
-    worker_max_cached_workflows: int = Field(default=1000, ge=0)
-    worker_max_sessions: int = Field(default=8, ge=1)
-    worker_sticky_queue_timeout_secs: float = Field(default=10, gt=0)
-    worker_nonsticky_to_sticky_poll_ratio: float = Field(default=0.2, gt=0, le=1)
-    worker_max_activities_per_second: float | None = Field(default=None, gt=0)
-    worker_max_task_queue_activities_per_second: float | None = Field(default=None, gt=0)
+    worker_tuner: Literal["fixed", "resource-based"] = Field(
+        default="fixed", description="Slot supply: fixed or resource-based."
+    )
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=200, ge=2, description="Fixed tuner: workflow tasks at once."
+    )
+    worker_max_concurrent_activities: int = Field(
+        default=100, ge=1, description="Fixed tuner: nodes at once on this worker (also its node thread count)."
+    )
+    worker_max_concurrent_local_activities: int = Field(
+        default=100, ge=1, description="Fixed tuner: local activities at once."
+    )
+    worker_resource_target_mem: float = Field(
+        default=0.8, gt=0, le=1, description="Resource-based tuner: memory use to aim for (0-1)."
+    )
+    worker_resource_target_cpu: float = Field(
+        default=0.9, gt=0, le=1, description="Resource-based tuner: CPU use to aim for (0-1)."
+    )
+    worker_resource_activity_min_slots: int = Field(
+        default=1, ge=0, description="Resource-based tuner: nodes always allowed."
+    )
+    worker_resource_activity_max_slots: int = Field(
+        default=500, ge=1, description="Resource-based tuner: most nodes at once (also the node thread count)."
+    )
+    worker_max_cached_workflows: int = Field(default=1000, ge=0, description="Runs kept in the sticky cache.")
+    worker_max_sessions: int = Field(
+        default=8, ge=1, description="Warm dbt sessions kept (one per project, target, vars, env and full-refresh)."
+    )
+    worker_sticky_queue_timeout_secs: float = Field(
+        default=10, gt=0, description="Sticky queue schedule-to-start timeout, in seconds."
+    )
+    worker_nonsticky_to_sticky_poll_ratio: float = Field(
+        default=0.2, gt=0, le=1, description="Pollers of the shared queue per sticky-queue poller (0-1]."
+    )
+    worker_max_activities_per_second: float | None = Field(
+        default=None, gt=0, description="Nodes started per second on this worker (unlimited when unset)."
+    )
+    worker_max_task_queue_activities_per_second: float | None = Field(
+        default=None, gt=0, description="Nodes started per second on the whole task queue (unlimited when unset)."
+    )
     worker_graceful_shutdown_secs: float = Field(
         default=DEFAULT_GRACEFUL_SHUTDOWN_SECS,
         ge=0,
