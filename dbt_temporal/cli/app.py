@@ -382,7 +382,7 @@ def _check_projects(settings: Settings) -> None:
         fail(str(err))
 
 
-def _run_input(
+def run_input(
     command: str,
     select: str | None,
     exclude: str | None,
@@ -521,7 +521,7 @@ def submit(
     the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
-    run = _run_input(
+    run = run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
     )
     run.hooks = parse_hooks(hooks, no_hooks)
@@ -631,7 +631,7 @@ def dev(
     settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     settings, sources = _fetch_projects(settings)
     _check_projects(settings)
-    run = _run_input(
+    run = run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
     )
     logging.basicConfig(level=logging.WARNING)
@@ -772,10 +772,12 @@ def healthcheck(ctx: typer.Context) -> None:
 from dbt_temporal.cli.artifacts import artifacts  # noqa: E402
 from dbt_temporal.cli.codec_server import codec_server  # noqa: E402
 from dbt_temporal.cli.config_view import config  # noqa: E402
+from dbt_temporal.cli.schedule import schedule_app  # noqa: E402
 
 app.command()(artifacts)
 app.command("codec-server")(codec_server)
 app.command()(config)
+app.add_typer(schedule_app)
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")

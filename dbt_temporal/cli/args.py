@@ -10,7 +10,7 @@ from __future__ import annotations
 
 SELECTION_FLAGS = {"-s": "--select", "--select": "--select", "--exclude": "--exclude"}
 # Subcommands that take a selection; other subcommands' arguments are left alone.
-SELECTING_COMMANDS = ("submit", "dev")
+SELECTING_COMMANDS = ("submit", "dev", "schedule")
 
 
 def join_selection_values(argv: list[str]) -> list[str]:

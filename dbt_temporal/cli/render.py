@@ -112,7 +112,7 @@ def live_view(view: RunView, clock: NodeClock) -> Group:
 
 
 def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
-    lines: list[Text] = []
+    lines: list[Text] = [plain(f"⏲ started by schedule {view.scheduled_by}", "cyan")] if view.scheduled_by else []
     if with_done_line and view.output and view.output.summary:
         style = "green" if view.output.success else "red"
         lines.append(plain(view.output.summary, style))
@@ -145,7 +145,7 @@ def print_final(console: Console, view: RunView, clock: NodeClock, with_table: b
 
 def runs_table(views: list[RunView]) -> Table:
     table = Table(title="Recent dbt runs", header_style="bold")
-    for column in ("workflow id", "project", "command", "status", "started", "duration"):
+    for column in ("workflow id", "project", "command", "status", "started", "duration", "schedule"):
         table.add_column(column)
     for view in views:
         duration = ""
@@ -158,5 +158,6 @@ def runs_table(views: list[RunView]) -> Table:
             plain(view.status),
             view.start_time.strftime("%Y-%m-%d %H:%M:%S") if view.start_time else "",
             duration,
+            plain(view.scheduled_by or ""),
         )
     return table

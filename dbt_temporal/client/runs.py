@@ -16,9 +16,11 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
+from dbt_temporal.client.schedules import SCHEDULED_BY_ATTRIBUTE
 from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import LISTING_COMMANDS, WORKFLOW_TYPE, DbtRunInput, DbtRunOutput, NodeStatus
 
@@ -67,6 +69,7 @@ class RunReport(DbtRunOutput):
         default=None, description="The failure's type, e.g. DbtRunFailed, InvalidInput, Cancelled."
     )
     input: dict[str, Any] = Field(default_factory=dict, description="The run's input (env: key names only).")
+    scheduled_by: str | None = Field(default=None, description="The schedule that started the run, if one did.")
     node_status: dict[str, NodeStatus] = Field(default_factory=dict, description="Each node's latest status.")
     progress: dict[str, int] = Field(default_factory=dict, description="Node counts per status, and the total.")
     start_time: datetime | None = None
@@ -95,6 +98,8 @@ class RunView(BaseModel):
     output: DbtRunOutput | None = None
     error: str | None = None
     error_type: str | None = None
+    # The schedule that started the run (Temporal's TemporalScheduledById), if one did.
+    scheduled_by: str | None = None
 
     @property
     def running(self) -> bool:
@@ -133,6 +138,7 @@ class RunView(BaseModel):
                 "progress": self.progress,
                 "start_time": self.start_time,
                 "close_time": self.close_time,
+                "scheduled_by": self.scheduled_by,
             }
         )
 
@@ -224,6 +230,7 @@ async def fetch_view(handle: WorkflowHandle) -> RunView:
         log=memo.get("log") or [],
         start_time=description.start_time,
         close_time=description.close_time,
+        scheduled_by=_scheduled_by(description.typed_search_attributes),
     )
     if description.status != WorkflowExecutionStatus.RUNNING:
         try:
@@ -261,9 +268,15 @@ async def list_runs(client: Client, limit: int = 20, filters: dict[str, str | No
                 progress=memo.get("progress") or {},
                 start_time=execution.start_time,
                 close_time=execution.close_time,
+                scheduled_by=_scheduled_by(execution.typed_search_attributes),
             )
         )
     return views
+
+
+def _scheduled_by(attributes: TypedSearchAttributes) -> str | None:
+    value = next((pair.value for pair in attributes if pair.key.name == SCHEDULED_BY_ATTRIBUTE), None)
+    return str(value) if value else None
 
 
 class ResetError(ValueError):
