@@ -34,7 +34,7 @@ from dbt_temporal.cli import probe
 from dbt_temporal.cli.args import join_selection_values
 from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides, unmaskable_keys
 from dbt_temporal.cli.readable_help import DbttTyper
-from dbt_temporal.cli.render import NodeClock, live_view, print_final, runs_table
+from dbt_temporal.cli.render import LiveView, NodeClock, print_final, runs_table
 from dbt_temporal.cli.safe_text import plain, terminal_safe
 from dbt_temporal.cli.versions import version_lines
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
@@ -222,7 +222,7 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
 
     A listing run (`ls`) prints its log on stderr: its stdout is the list of nodes.
     """
-    clock = NodeClock()
+    live_view = LiveView()
     idle = IdleQueueWarning(client)
     view = await fetch_view(handle)
     log_stream = sys.stderr if is_listing(view.command) else sys.stdout
@@ -231,12 +231,12 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
             _stream_log(view, 0, log_stream)
         return view
     if output == OutputFormat.text and console.is_terminal and not is_listing(view.command):
-        with Live(live_view(view, clock), console=console, refresh_per_second=8, transient=True) as live:
+        with Live(live_view.render(view), console=console, refresh_per_second=8, transient=True) as live:
             while view.running:
                 await idle.check(view)
                 await asyncio.sleep(POLL_SECONDS)
                 view = await fetch_view(handle)
-                live.update(live_view(view, clock))
+                live.update(live_view.render(view))
         return view
     streaming = output == OutputFormat.text
     printed = _stream_log(view, 0, log_stream) if streaming else 0
@@ -255,6 +255,9 @@ def _stream_log(view: RunView, printed: int, stream: Any) -> int:
     if lines and lines[0].startswith("... ") and lines[0].endswith(" earlier lines omitted"):
         omitted = int(lines[0].split()[1])
         lines = lines[1:]
+    if omitted > printed:
+        print(f"... {omitted - printed} earlier lines not shown; the whole log: dbtt artifacts {view.workflow_id}",
+              file=stream, flush=True)  # fmt: skip
     for number, line in enumerate(lines, start=omitted):
         if number >= printed:
             print(terminal_safe(line), file=stream, flush=True)

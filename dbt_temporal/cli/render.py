@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console, Group
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
 from dbt_temporal.cli.safe_text import plain
-from dbt_temporal.client.runs import RunView
+from dbt_temporal.client.runs import NodeRetry, RunView
 from dbt_temporal.contract import NodeResult
 
 STYLES = {
@@ -42,10 +43,11 @@ class NodeClock:
     def observe(self, node_status: dict[str, str]) -> None:
         now = time.monotonic()
         for uid, status in node_status.items():
-            if status != "pending":
+            if status == "running":
                 self._started.setdefault(uid, now)
-            if status not in ("pending", "running"):
+            elif status != "pending" and uid in self._started:
                 self._finished.setdefault(uid, now)
+            # A node first seen finished ran between two looks: its time is unknown until the run's own.
 
     def seconds(self, view: RunView, uid: str) -> float | None:
         if view.output:
@@ -70,13 +72,22 @@ def node_table(view: RunView, clock: NodeClock) -> Table:
     for uid, status in rows.items():
         icon, style = STYLES.get(status, ("?", ""))
         seconds = clock.seconds(view, uid)
+        shown = _retrying(view.retries[uid]) if status == "running" and uid in view.retries else status
         table.add_row(
             Text(icon, style=style),
             plain(short_name(uid)),
-            plain(status + _retry_note(retried.get(uid)), style),
+            plain(shown + _retry_note(retried.get(uid)), style),
             f"{seconds:.2f}s" if seconds is not None else "",
         )
     return table
+
+
+def _retrying(retry: NodeRetry) -> str:
+    """`retrying (attempt 2 in 8 s)` while Temporal waits to retry a node, `running (attempt 2)` after."""
+    if retry.next_attempt_at is None:
+        return f"running (attempt {retry.attempt})"
+    wait = max(0, round((retry.next_attempt_at - datetime.now(UTC)).total_seconds()))
+    return f"retrying (attempt {retry.attempt} in {wait} s)"
 
 
 def _retry_note(result: NodeResult | None) -> str:
@@ -91,24 +102,35 @@ def _node_statuses(view: RunView) -> dict[str, str]:
     return dict(view.node_status)
 
 
-def progress_bar(view: RunView) -> Progress:
-    counts = view.progress
-    total = counts.get("total", len(view.node_status))
-    finished = total - counts.get("pending", 0) - counts.get("running", 0)
-    bar = Progress(
-        TextColumn("{task.description}", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    label = f"{view.command.get('command', 'build')} {view.workflow_id}"
-    bar.add_task(label, total=max(total, 1), completed=finished)
-    return bar
+class RunClock(ProgressColumn):
+    """Time since the run started (not since this watch did), redrawn on every refresh."""
+
+    def render(self, task: Task) -> Text:
+        started = task.fields.get("run_started")
+        seconds = (datetime.now(UTC) - started).total_seconds() if started else 0
+        return Text(str(timedelta(seconds=max(0, int(seconds)))), style="progress.elapsed")
 
 
-def live_view(view: RunView, clock: NodeClock) -> Group:
-    clock.observe(view.node_status)
-    return Group(progress_bar(view), node_table(view, clock))
+class LiveView:
+    """What a terminal shows while a run goes on. It lives as long as the watch, so its clock runs."""
+
+    def __init__(self) -> None:
+        self.clock = NodeClock()
+        self._bar = Progress(
+            TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), RunClock()
+        )
+        self._task: TaskID | None = None
+
+    def render(self, view: RunView) -> Group:
+        self.clock.observe(view.node_status)
+        counts = view.progress
+        total = counts.get("total", len(view.node_status))
+        finished = total - counts.get("pending", 0) - counts.get("running", 0)
+        label = f"{view.command.get('command', 'build')} {view.workflow_id}"
+        if self._task is None:
+            self._task = self._bar.add_task(label, total=max(total, 1), completed=finished)
+        self._bar.update(self._task, total=max(total, 1), completed=finished, run_started=view.start_time)
+        return Group(self._bar, node_table(view, self.clock))
 
 
 def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
@@ -134,10 +156,26 @@ def summary_lines(view: RunView, with_done_line: bool = True) -> list[Text]:
     return lines
 
 
+def header_line(view: RunView) -> Text:
+    """Which run, how it ended, when, how long, and on which workers."""
+    parts = [f"{view.workflow_id}: {view.status}", str(view.command.get("command") or "build")]
+    if view.start_time:
+        parts.append(f"started {view.start_time:%Y-%m-%d %H:%M:%S} UTC")
+    if view.start_time and view.close_time:
+        parts.append(f"took {(view.close_time - view.start_time).total_seconds():.1f}s")
+    workers = sorted({r.worker for r in view.output.node_results if r.worker}) if view.output else []
+    if workers:
+        parts.append(f"worker{'s' if len(workers) > 1 else ''} {', '.join(workers)}")
+    return plain(", ".join(parts), "bold")
+
+
 def print_final(console: Console, view: RunView, clock: NodeClock, with_table: bool = True) -> None:
     clock.observe(view.node_status)
     if with_table:
-        console.print(node_table(view, clock))
+        console.print(header_line(view))
+        table = node_table(view, clock)
+        if table.row_count:  # a big run that went well lists no node: no header over nothing
+            console.print(table)
     # Without the table the run log was printed, and it ends with dbt's Done line already.
     for line in summary_lines(view, with_done_line=with_table):
         console.print(line)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -82,6 +82,13 @@ def run_report_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
+class NodeRetry(BaseModel):
+    """A node Temporal is retrying: its attempt, and when the next one starts (None: running now)."""
+
+    attempt: int
+    next_attempt_at: datetime | None = None
+
+
 class RunView(BaseModel):
     """A run as the CLI shows it."""
 
@@ -100,6 +107,8 @@ class RunView(BaseModel):
     error_type: str | None = None
     # The schedule that started the run (Temporal's TemporalScheduledById), if one did.
     scheduled_by: str | None = None
+    # Nodes past their first attempt, by unique_id (from the run's pending activities).
+    retries: dict[str, NodeRetry] = Field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -231,6 +240,7 @@ async def fetch_view(handle: WorkflowHandle) -> RunView:
         start_time=description.start_time,
         close_time=description.close_time,
         scheduled_by=_scheduled_by(description.typed_search_attributes),
+        retries=_retries(description.raw_description.pending_activities),
     )
     if description.status != WorkflowExecutionStatus.RUNNING:
         try:
@@ -272,6 +282,18 @@ async def list_runs(client: Client, limit: int = 20, filters: dict[str, str | No
             )
         )
     return views
+
+
+def _retries(pending: Any) -> dict[str, NodeRetry]:
+    """Node activities (their activity id is the node's unique_id) on a second or later attempt."""
+    retries = {}
+    for activity in pending:
+        if activity.attempt > 1:
+            waiting = activity.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+            known = waiting and activity.HasField("next_attempt_schedule_time")
+            next_at = activity.next_attempt_schedule_time.ToDatetime(tzinfo=UTC) if known else None
+            retries[activity.activity_id] = NodeRetry(attempt=activity.attempt, next_attempt_at=next_at)
+    return retries
 
 
 def _scheduled_by(attributes: TypedSearchAttributes) -> str | None:

@@ -1,0 +1,52 @@
+"""The live view on a real terminal (a pseudo-terminal): its clock runs and a retrying node says so."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+from tests.support import BIN, TEST_PROJECTS, copy_project, wait_until
+
+CLOCK = re.compile(rb"\b0:00:(\d\d)\b")
+
+
+def test_the_live_view_clock_moves_and_a_retry_is_announced(tmp_path: Path, start_worker) -> None:
+    project = copy_project(TEST_PROJECTS / "flaky", tmp_path / "flaky")
+    (project / "dbt_temporal.yml").write_text("retry:\n  initial_interval_secs: 6\n")
+    worker = start_worker(
+        project, FLAKY_DUCKDB_PATH=str(tmp_path / "flaky.duckdb"), FLAKY_MARKER=str(tmp_path / "failed-once")
+    )
+    screen = bytearray()
+    main, terminal = os.openpty()
+    watcher = subprocess.Popen(
+        [str(BIN / "dbtt"), "submit", "run", "-s", "flaky_once"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue,
+             "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "40"},
+    )  # fmt: skip
+    os.close(terminal)
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    threading.Thread(target=read, daemon=True).start()
+    wait_until(lambda: b"retrying (attempt 2 in " in screen, timeout=90)
+    first_look = {int(s) for s in CLOCK.findall(bytes(screen))}
+    wait_until(lambda: {int(s) for s in CLOCK.findall(bytes(screen))} - first_look, timeout=30)
+
+    assert watcher.wait(timeout=120) == 0
+    later = {int(s) for s in CLOCK.findall(bytes(screen))}
+    assert max(later) > max(first_look)  # the clock moved on between two looks
+    assert b"(attempt 2)" in screen  # the final table says the node needed a second attempt
