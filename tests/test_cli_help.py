@@ -100,7 +100,7 @@ def test_help_names_every_value_readably() -> None:
         assert not re.search(r"<\w|\{\w", page), f"dbtt {command} -h shows a typer placeholder:\n{page}"
     assert "Usage: dbtt cancel [OPTIONS] WORKFLOW_ID" in pages["cancel"]
     assert "Usage: dbtt status [OPTIONS] [WORKFLOW_ID]" in pages["status"]
-    for shown in ["-s, --select SELECTOR", "--env KEY=VALUE", "--vars YAML", "--threads N", "--address HOST:PORT"]:
+    for shown in ["-s, --select SELECTOR", "--env KEY[=VALUE]", "--vars YAML", "--threads N", "--address HOST:PORT"]:
         assert shown in pages["submit"]
     assert "--project-dir DIR" in pages["worker"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.support import BIN, TEST_PROJECTS, copy_project, wait_until
 
-CLOCK = re.compile(rb"\b0:00:(\d\d)\b")
+CLOCK = re.compile(rb"(?<![\d:])0:00:(\d\d)(?![\d:])")
 
 
 def test_the_live_view_clock_moves_and_a_retry_is_announced(tmp_path: Path, start_worker) -> None:
@@ -42,11 +42,10 @@ def test_the_live_view_clock_moves_and_a_retry_is_announced(tmp_path: Path, star
             screen.extend(chunk)
 
     threading.Thread(target=read, daemon=True).start()
+    wait_until(lambda: CLOCK.search(bytes(screen)), timeout=90)
+    first_look = min(int(s) for s in CLOCK.findall(bytes(screen)))
     wait_until(lambda: b"retrying (attempt 2 in " in screen, timeout=90)
-    first_look = {int(s) for s in CLOCK.findall(bytes(screen))}
-    wait_until(lambda: {int(s) for s in CLOCK.findall(bytes(screen))} - first_look, timeout=30)
 
     assert watcher.wait(timeout=120) == 0
-    later = {int(s) for s in CLOCK.findall(bytes(screen))}
-    assert max(later) > max(first_look)  # the clock moved on between two looks
-    assert b"(attempt 2)" in screen  # the final table says the node needed a second attempt
+    assert max(int(s) for s in CLOCK.findall(bytes(screen))) > first_look  # the clock moved between looks
+    assert b"success (attempt 2)" in screen  # the final table says the node needed a second attempt

@@ -129,7 +129,10 @@ class LiveView:
         label = f"{view.command.get('command', 'build')} {view.workflow_id}"
         if self._task is None:
             self._task = self._bar.add_task(label, total=max(total, 1), completed=finished)
-        self._bar.update(self._task, total=max(total, 1), completed=finished, run_started=view.start_time)
+        # The label too: the first look may come before the run has said what it runs.
+        self._bar.update(
+            self._task, description=label, total=max(total, 1), completed=finished, run_started=view.start_time
+        )
         return Group(self._bar, node_table(view, self.clock))
 
 
