@@ -26,6 +26,8 @@ class DagSpec:
     tests_per_model: int = 1
     threads: int = 4
     seed: int = 7
+    # Append-only incremental models instead of tables: the nodes dbtt guards with a commit marker.
+    append: bool = False
 
     @property
     def models(self) -> int:
@@ -66,12 +68,16 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _scaffold(root: Path, name: str, threads: int) -> None:
+TABLES = "    +materialized: table\n"
+APPENDS = "    +materialized: incremental\n    +incremental_strategy: append\n"
+
+
+def _scaffold(root: Path, name: str, threads: int, model_config: str = TABLES) -> None:
     """dbt_project.yml, profiles.yml and the seed every project starts from."""
     _write(
         root / "dbt_project.yml",
         f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\n"
-        f"models:\n  {name}:\n    +materialized: table\n",
+        f"models:\n  {name}:\n{model_config}",
     )
     _write(
         root / "profiles.yml",
@@ -126,7 +132,7 @@ def layered_parents(spec: DagSpec) -> dict[str, list[str]]:
 def generate_layered(root: Path, spec: DagSpec) -> Path:
     """Write a layered project of about `spec.size` nodes to `root`."""
     name = "bench"
-    _scaffold(root, name, spec.threads)
+    _scaffold(root, name, spec.threads, APPENDS if spec.append else TABLES)
     parents = layered_parents(spec)
     for model, ups in parents.items():
         _write(root / "models" / f"{model}.sql", _join_sql(ups))

@@ -51,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-node-sample", type=int, default=12, help="nodes timed per per-node approach")
     parser.add_argument("--per-node-full-upto", type=int, default=0, help="time every node at sizes up to this")
     parser.add_argument("--no-uneven", action="store_true", help="skip the uneven-DAG scenario")
+    parser.add_argument(
+        "--append-models",
+        action="store_true",
+        help="append-only incremental models (each gets a commit marker; compare with COMMIT_MARKERS=false)",
+    )
     parser.add_argument("--slow-seconds", type=float, default=5.0, help="sleep of the uneven DAG's slow model")
     parser.add_argument("--chain", type=int, default=30, help="models in the uneven DAG's fast chain")
     parser.add_argument("--profile", action="store_true", help="record the warm worker with py-spy into bench/results/")
@@ -127,7 +132,7 @@ def generate(size: int, args: argparse.Namespace, root: Path) -> tuple[Path, int
     if args.kind == "real":
         spec = RealSpec(models=size, depth=args.depth, fan_in=args.fan_in, threads=args.threads)
         return generate_real(root, spec), size
-    layered = DagSpec(size, args.depth, args.fan_in, args.tests_per_model, args.threads)
+    layered = DagSpec(size, args.depth, args.fan_in, args.tests_per_model, args.threads, append=args.append_models)
     return generate_layered(root, layered), layered.models
 
 
