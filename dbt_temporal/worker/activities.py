@@ -62,6 +62,24 @@ T = TypeVar("T")
 
 log = logging.getLogger("dbtt.worker")
 
+async def _wind_down(future: asyncio.Future[object]) -> None:
+    """Give a cancelled node CANCEL_GRACE_SECONDS to stop, heartbeating meanwhile.
+
+    A warehouse query stops at once; a Python model cannot be interrupted. Without heartbeats
+    the server would time the node out and report an error instead of its cancellation.
+    """
+    deadline = asyncio.get_running_loop().time() + CANCEL_GRACE_SECONDS
+    while not future.done() and asyncio.get_running_loop().time() < deadline:
+        activity.heartbeat()
+        await asyncio.wait({future}, timeout=HEARTBEAT_EVERY_SECONDS)
+    if not future.done():
+        _log_event(
+            logging.WARNING,
+            f"{activity.info().activity_id} did not stop within {CANCEL_GRACE_SECONDS:.0f} s of its cancellation; "
+            "abandoned, it may still finish and write",
+        )
+
+
 LOGGED_MESSAGE_CHARS = 300
 
 
@@ -154,7 +172,7 @@ class DbtActivities:
         except asyncio.CancelledError:
             if on_cancel is not None:
                 await asyncio.to_thread(on_cancel)
-                await asyncio.wait({future}, timeout=CANCEL_GRACE_SECONDS)
+                await _wind_down(future)
             raise
 
     async def _reporting(
