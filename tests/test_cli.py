@@ -304,3 +304,14 @@ def test_config_shows_each_setting_with_its_source_and_masks_secrets() -> None:
     assert rows["TEMPORAL_ADDRESS"] == ("localhost:7233", "default")
     assert rows["TEMPORAL_API_KEY"] == ("****", "env")
     assert "sekrit-api-key-42" not in result.stdout + result.stderr
+
+
+def test_connection_failures_are_one_plain_line(temporal) -> None:  # noqa: ANN001
+    refused = dbtt("status", "--address", "127.0.0.1:1")
+    tls_to_plain = dbtt("status", env={"TEMPORAL_ADDRESS": temporal.address, "TEMPORAL_API_KEY": "key-for-cloud"})
+
+    assert refused.returncode == 3 and "(connection refused)" in refused.stderr
+    assert tls_to_plain.returncode == 3, tls_to_plain.stderr
+    assert "the TLS handshake failed; TEMPORAL_API_KEY or TEMPORAL_TLS_CERT turn TLS on" in tls_to_plain.stderr
+    for result in (refused, tls_to_plain):
+        assert "tonic" not in result.stderr and "key-for-cloud" not in result.stderr

@@ -68,8 +68,27 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
     except (TimeoutError, RuntimeError, OSError) as err:
-        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else str(err).splitlines()[0]
-        raise TemporalUnreachable(
-            f"cannot reach Temporal at {settings.temporal_address} ({reason}); "
-            "check TEMPORAL_ADDRESS or start a server (temporal server start-dev)"
-        ) from None
+        reason = "timed out" if isinstance(err, asyncio.TimeoutError) else str(err)
+        raise TemporalUnreachable(unreachable_message(reason, settings)) from None
+
+
+def unreachable_message(error: str, settings: Settings) -> str:
+    """One line a person can act on, instead of the transport's nested error."""
+    lowered = error.lower()
+    where = f"cannot reach Temporal at {settings.temporal_address}"
+    if any(word in lowered for word in ("tls", "certificate", "invalidcontenttype", "corrupt message", "handshake")):
+        if settings.tls_enabled:
+            return (
+                f"{where}: the TLS handshake failed; TEMPORAL_API_KEY or TEMPORAL_TLS_CERT turn TLS on, "
+                "so the server must use TLS (Temporal Cloud does; a dev server does not)"
+            )
+        return f"{where}: the TLS handshake failed; if the server requires TLS, set TEMPORAL_API_KEY or TLS files"
+    if "connection refused" in lowered:
+        reason = "connection refused"
+    elif any(word in lowered for word in ("dns error", "failed to lookup", "name or service not known")):
+        reason = "unknown host"
+    elif "timed out" in lowered or "deadline" in lowered:
+        reason = "timed out"
+    else:
+        reason = error.splitlines()[0].split(": tonic::", 1)[0] if error else "no answer"
+    return f"{where} ({reason}); check TEMPORAL_ADDRESS or start a server (temporal server start-dev)"
