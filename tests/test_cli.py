@@ -23,7 +23,7 @@ def env_for(worker) -> dict[str, str]:  # noqa: ANN001
     return {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
 
 
-def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, start_worker) -> None:
+def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, tmp_path: Path, start_worker) -> None:
     worker = start_worker(shop)
 
     result = dbtt("submit", "-s", "+orders", "--output", "json", "--workflow-id", "cli-json", env=env_for(worker))
@@ -43,6 +43,21 @@ def test_submit_json_prints_the_run_output_and_exits_0(shop: Path, start_worker)
     runs = {run["workflow_id"]: run for run in json.loads(listed.stdout)}
     assert runs["cli-json"]["project"] == "shop"
     assert runs["cli-json"]["status"] == "completed"
+
+    # The run's picture: every node with its status, in the terminal and in each file format.
+    drawn = dbtt("status", "cli-json", "--graph", env=env_for(worker))
+    assert drawn.returncode == 0, drawn.stderr
+    assert "critical path" in drawn.stdout and "★" in drawn.stdout
+    for unique_id in statuses:
+        assert f"{unique_id.split('.')[0]} {unique_id.split('.')[2]} success" in drawn.stdout
+    for suffix in (".mmd", ".svg", ".html"):
+        path = tmp_path / f"run{suffix}"
+        written = dbtt("status", "cli-json", "--graph-file", str(path), env=env_for(worker))
+        assert written.returncode == 0, written.stderr
+        text = path.read_text()
+        assert all(unique_id.split(".")[2] in text for unique_id in statuses) and "success" in text
+    wrong = dbtt("status", "cli-json", "--graph-file", str(tmp_path / "run.png"), env=env_for(worker))
+    assert wrong.returncode == 2 and "--graph-file writes .mmd, .svg, .html" in wrong.stderr
 
 
 def test_submit_text_streams_the_log_and_exits_1_on_failure(shop: Path, start_worker) -> None:

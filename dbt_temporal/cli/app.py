@@ -554,6 +554,11 @@ def _print_started(view: RunView, output: OutputFormat) -> NoReturn:
     raise typer.Exit(EXIT_OK)
 
 
+GraphFileOption = typer.Option(
+    None, "--graph-file", metavar="FILE", help="Write the DAG to FILE: .mmd (Mermaid), .svg or .html."
+)
+
+
 @app.command()
 def status(
     workflow_id: str = typer.Argument(None, help="The run to show; omit to list recent runs."),
@@ -563,6 +568,8 @@ def status(
     status_: RunStatusFilter = StatusFilterOption,
     target: str = typer.Option(None, "--target", metavar="TARGET", help="List only runs for this target."),
     output: OutputFormat = OutputOption,
+    graph: bool = typer.Option(False, "--graph", help="Draw the run's DAG: status and time per node, critical path."),
+    graph_file: Path = GraphFileOption,
     address: str = AddressOption,
     namespace: str = NamespaceOption,
 ) -> None:
@@ -570,6 +577,8 @@ def status(
     settings = load_settings(temporal_address=address, temporal_namespace=namespace)
     if cancel_ and workflow_id is None:
         fail("--cancel needs the workflow id of the run to cancel")
+    if graph or graph_file:
+        _show_graph(settings, workflow_id, graph_file)
     filters = {"DbtProject": project, STATUS_ATTRIBUTE: status_.value if status_ else None, "DbtTarget": target}
     if workflow_id is not None and any(filters.values()):
         fail("--project, --status and --target filter the list of runs; give them without a workflow id")
@@ -598,6 +607,38 @@ def status(
             print_final(console, result, NodeClock(), with_table=console.is_terminal)
         raise typer.Exit(EXIT_OK)
     report(result, output)
+
+
+def _show_graph(settings: Settings, workflow_id: str | None, graph_file: Path | None) -> NoReturn:
+    from dbt_temporal.cli.render import graph_summary
+    from dbt_temporal.client.run_graph import GRAPH_SUFFIXES, build_graph, graph_file_text, plan_of
+
+    if workflow_id is None:
+        fail("--graph and --graph-file draw one run: give its workflow id")
+    if graph_file is not None and graph_file.suffix not in GRAPH_SUFFIXES:
+        fail(f"--graph-file writes {', '.join(GRAPH_SUFFIXES)}; got '{graph_file.name}'")
+
+    async def main() -> tuple[RunView, Any]:
+        client = await connect(settings)
+        handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
+        try:
+            return await fetch_view(handle), await plan_of(handle)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
+            raise
+
+    view, plan = run_async(main())
+    if plan is None:
+        fail(f"run {workflow_id} has no plan yet (or failed before planning): nothing to draw")
+    drawn = build_graph(plan, view.output.node_results if view.output else [], view.node_status)
+    if graph_file is not None:
+        graph_file.write_text(graph_file_text(drawn, graph_file.suffix, f"dbt run {workflow_id}"))
+        say(f"wrote {graph_file} ({len(drawn.nodes)} nodes)")
+    else:
+        for part in graph_summary(drawn, workflow_id):
+            console.print(part)
+    raise typer.Exit(EXIT_OK)
 
 
 async def _watch_existing(client: Client, workflow_id: str, output: OutputFormat, follow: bool) -> RunView:

@@ -9,8 +9,10 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
 from dbt_temporal.cli.safe_text import plain
+from dbt_temporal.client.run_graph import RunGraph
 from dbt_temporal.client.runs import NodeRetry, RunView
 from dbt_temporal.contract import NodeResult
 
@@ -202,3 +204,25 @@ def runs_table(views: list[RunView]) -> Table:
             plain(view.scheduled_by or ""),
         )
     return table
+
+
+def graph_summary(graph: RunGraph, workflow_id: str) -> list[Tree | Text]:
+    """The DAG as a tree of layers, the critical path marked ★, then where the time went."""
+    tree = Tree(plain(f"dbt run {workflow_id}: critical path {graph.critical_seconds:.2f}s (★)", "bold"))
+    branches: dict[int, Tree] = {}
+    for node in graph.nodes:
+        if node.layer not in branches:
+            branches[node.layer] = tree.add(Text(f"layer {node.layer}", style="bold"))
+        icon, style = STYLES.get(node.status, ("?", ""))
+        star = " ★" if node.critical else ""
+        waited = f", waited {node.waited:.2f}s" if node.waited >= 0.01 else ""
+        branches[node.layer].add(
+            plain(f"{icon} {short_name(node.unique_id)} {node.status} {node.seconds:.2f}s{waited}{star}", style)
+        )
+    lines: list[Tree | Text] = [tree, Text("longest nodes:", style="bold")]
+    lines += [plain(f"  {n.unique_id} {n.seconds:.2f}s") for n in graph.longest()]
+    waiting = graph.most_waiting()
+    if waiting:
+        lines.append(Text("waited longest once their parents were done:", style="bold"))
+        lines += [plain(f"  {n.unique_id} {n.waited:.2f}s") for n in waiting]
+    return lines
