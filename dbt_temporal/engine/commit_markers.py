@@ -20,6 +20,7 @@ from typing import Any
 from dbt.artifacts.resources.v1.config import Hook
 from dbt.clients.jinja import get_rendered
 from dbt.context.providers import generate_runtime_model_context
+from dbt_common.exceptions import DbtDatabaseError
 
 # Adapters whose materializations run the main statement and in-transaction hooks in one
 # transaction that commits or rolls back as a whole.
@@ -84,18 +85,26 @@ class CommitMarkers:
                 return
             adapter = self._session.adapter
             with adapter.connection_named("dbtt_commit_markers"):
-                schema = adapter.Relation.create(
-                    database=getattr(self._session.config.credentials, "database", None),
-                    schema=self._settings.schema,
-                ).without_identifier()
-                adapter.create_schema(schema)
-                adapter.execute(
-                    f"create table if not exists {self.relation()} (invocation_id varchar(64), "
-                    "unique_id varchar(1024), attempt integer, committed_at timestamp default current_timestamp)",
-                    auto_begin=True,
-                )
-                adapter.commit_if_has_connection()
+                try:
+                    self._create(adapter)
+                except DbtDatabaseError:
+                    # Sessions of other runs (or workers) may create it at the same moment, and
+                    # PostgreSQL's IF NOT EXISTS does not hold under that race: it is there now.
+                    adapter.connections.rollback_if_open()
+                    adapter.execute(f"select 1 from {self.relation()} where 1 = 0", fetch=True)
             self._ready = True
+
+    def _create(self, adapter: Any) -> None:
+        schema = adapter.Relation.create(
+            database=getattr(self._session.config.credentials, "database", None), schema=self._settings.schema
+        ).without_identifier()
+        adapter.create_schema(schema)
+        adapter.execute(
+            f"create table if not exists {self.relation()} (invocation_id varchar(64), "
+            "unique_id varchar(1024), attempt integer, committed_at timestamp default current_timestamp)",
+            auto_begin=True,
+        )
+        adapter.commit_if_has_connection()
 
     def marker_hook(self, invocation_id: str, unique_id: str, attempt: int) -> Hook:
         """The insert that commits with the node's data: the last of its in-transaction post-hooks."""
