@@ -205,7 +205,7 @@ def test_reset_failed_only_reruns_just_what_failed_with_the_fix_on_disk(shop: Pa
 
     # The fix is saved in the project the worker serves; the same worker picks it up, unrestarted.
     (marts / "broken.sql").write_text("select order_id from {{ ref('stg_orders') }}\n")
-    result = dbtt("reset", "to-reset", "--output", "json", env=env)
+    result = dbtt("retry", "to-reset", "--output", "json", env=env)  # dbt's name for `dbtt reset`
 
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)

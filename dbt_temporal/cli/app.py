@@ -803,6 +803,21 @@ def reset(
     report(view, output)
 
 
+@app.command()
+def retry(
+    workflow_id: str = typer.Argument(..., help="The run whose failed, skipped or cancelled nodes to run again."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Watch the new run until it ends."),
+    output: OutputFormat = OutputOption,
+    address: str = AddressOption,
+    namespace: str = NamespaceOption,
+) -> None:
+    """dbt's `retry`, on a dbtt run: a new run of just the nodes that errored, were skipped or cancelled.
+
+    The same as `dbtt reset WORKFLOW_ID`.
+    """
+    reset(workflow_id, True, wait, output, address, namespace)
+
+
 @app.command(
     help=probe.HELP,
     add_help_option=False,  # -h and --help reach the probe's own parser
