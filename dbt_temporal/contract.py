@@ -34,6 +34,19 @@ class BadSelection(ValueError):
     """A --select/--exclude value that is not made of selectors."""
 
 
+# What --resource-type and --exclude-resource-type take, as dbt spells them.
+RESOURCE_TYPES = (
+    "model", "seed", "snapshot", "test", "unit_test", "analysis", "source", "exposure", "metric",
+    "saved_query", "semantic_model", "function",
+)  # fmt: skip
+
+
+def check_resource_types(flag: str, values: list[str] | None) -> None:
+    unknown = sorted(set(values or []) - set(RESOURCE_TYPES))
+    if unknown:
+        raise BadSelection(f"{flag} takes {', '.join(RESOURCE_TYPES)}; got {', '.join(unknown)}")
+
+
 def check_selection(flag: str, value: str | None) -> None:
     """Selections reach dbt's argument parser word by word: a word that is a flag would act as one."""
     for word in (value or "").split():
@@ -64,6 +77,10 @@ class DbtRunInput(BaseModel):
     command: str = "build"
     select: str | None = None
     exclude: str | None = None
+    # A named selector of the project's selectors.yml, and resource-type filters, as dbt takes them.
+    selector: str | None = None
+    resource_types: list[str] | None = None
+    exclude_resource_types: list[str] | None = None
     vars: dict[str, Any] | None = None
     target: str | None = None
     full_refresh: bool = False
@@ -117,6 +134,9 @@ class PlanRequest(BaseModel):
     command: str
     select: str | None = None
     exclude: str | None = None
+    selector: str | None = None
+    resource_types: list[str] | None = None
+    exclude_resource_types: list[str] | None = None
     unique_ids: list[str] | None = None
 
 

@@ -49,6 +49,8 @@ PATIENT_MODEL = (
     "import time\n\n\ndef model(dbt, session):\n    time.sleep(12)\n    return session.sql('select 1 as id')\n"
 )
 
+SELECTORS = "selectors:\n  - name: marts_only\n    definition:\n      method: path\n      value: models/marts\n"
+
 
 @pytest.fixture(scope="module")
 def worker(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:
@@ -56,6 +58,7 @@ def worker(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
     project = copy_project(EXAMPLES / "shop", tmp_path_factory.mktemp("contract") / "shop")
     (project / "models" / "marts" / "bad.sql").write_text(BAD_MODEL)
     (project / "models" / "marts" / "long_query.sql").write_text(LONG_QUERY_MODEL)
+    (project / "selectors.yml").write_text(SELECTORS)
     env = {"DBT_PROJECT_DIR": str(project), "SHOP_DUCKDB_PATH": str(project / "shop.duckdb")}
     process = WorkerProcess(address=temporal.address, env=env).start()
     yield process
@@ -199,6 +202,31 @@ def test_ls_prints_the_listed_nodes_in_text_mode(worker: WorkerProcess) -> None:
     expected = report_of(as_json)["selected"]
     assert "model.shop.orders" in expected
     assert as_text.stdout.splitlines() == expected
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--resource-type", "model"],
+        ["--selector", "marts_only"],
+        ["-s", "path:models/staging"],  # relative to the project, whatever the worker's directory
+        ["-s", "+orders", "--exclude-resource-type", "test", "--exclude-resource-type", "seed"],
+    ],
+)
+def test_selection_flags_select_what_dbt_selects(worker: WorkerProcess, flags: list[str]) -> None:
+    listed = dbtt("submit", "ls", *flags, env=env_for(worker))
+    project = Path(worker.env["DBT_PROJECT_DIR"])
+    plain_dbt = subprocess.run(
+        [str(BIN / "dbt"), "-q", "ls", *flags, "--output", "json", "--output-keys", "unique_id"]
+        + ["--project-dir", str(project), "--profiles-dir", str(project)]
+        + ["--target-path", str(project.parent / "dbt-ls-target")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **worker.env},
+    )  # fmt: skip
+
+    assert listed.returncode == 0, listed.stderr
+    assert plain_dbt.returncode == 0, plain_dbt.stdout + plain_dbt.stderr
+    expected = sorted(json.loads(line)["unique_id"] for line in plain_dbt.stdout.splitlines() if line.strip())
+    assert expected and sorted(listed.stdout.splitlines()) == expected, listed.stderr
 
 
 def test_several_values_after_one_select_flag_as_dbt_spells_them(worker: WorkerProcess) -> None:

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -56,7 +57,15 @@ from dbt_temporal.client.runs import (
 from dbt_temporal.config.project_config import LifecycleHooks, validation_message
 from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
-from dbt_temporal.contract import COMMANDS, STATUS_ATTRIBUTE, BadSelection, DbtRunInput, DbtRunOutput, check_selection
+from dbt_temporal.contract import (
+    COMMANDS,
+    STATUS_ATTRIBUTE,
+    BadSelection,
+    DbtRunInput,
+    DbtRunOutput,
+    check_resource_types,
+    check_selection,
+)
 
 if TYPE_CHECKING:
     from dbt_temporal.worker.project_sources import ProjectSources
@@ -397,12 +406,19 @@ def run_input(
     env_file: Path | None,
     project: str | None,
     threads: int | None,
+    selection: SelectionFlags | None = None,
 ) -> DbtRunInput:
     if command not in COMMANDS:
         fail(f"unknown dbt command '{command}'; use one of: {', '.join(COMMANDS)}")
+    selection = selection or SelectionFlags()
+    if (selection.resource_types or selection.exclude_resource_types) and command not in RESOURCE_TYPE_COMMANDS:
+        fail(f"--resource-type and --exclude-resource-type go with {', '.join(RESOURCE_TYPE_COMMANDS)}, as in dbt")
     try:
         check_selection("--select", select)
         check_selection("--exclude", exclude)
+        check_selection("--selector", selection.selector)
+        check_resource_types("--resource-type", selection.resource_types)
+        check_resource_types("--exclude-resource-type", selection.exclude_resource_types)
     except BadSelection as err:
         fail(str(err))
     return DbtRunInput(
@@ -410,6 +426,9 @@ def run_input(
         command=command,
         select=select,
         exclude=exclude,
+        selector=selection.selector,
+        resource_types=selection.resource_types or None,
+        exclude_resource_types=selection.exclude_resource_types or None,
         vars=parse_vars(vars_),
         target=target,
         full_refresh=full_refresh,
@@ -417,6 +436,28 @@ def run_input(
         env=parse_env(env, env_file),
         threads=threads,
     )
+
+
+# dbt's commands that take --resource-type / --exclude-resource-type.
+RESOURCE_TYPE_COMMANDS = ("build", "ls", "list")
+
+
+@dataclass
+class SelectionFlags:
+    """dbt's selection flags beyond --select and --exclude."""
+
+    selector: str | None = None
+    resource_types: list[str] = field(default_factory=list)
+    exclude_resource_types: list[str] = field(default_factory=list)
+
+
+SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
+ResourceTypeOption = typer.Option(
+    [], "--resource-type", metavar="TYPE", help="Only nodes of this type (build, ls); repeatable."
+)
+ExcludeResourceTypeOption = typer.Option(
+    [], "--exclude-resource-type", metavar="TYPE", help="No nodes of this type (build, ls); repeatable."
+)
 
 
 def parse_hooks(raw: str | None, no_hooks: bool) -> dict[str, Any] | None:
@@ -503,6 +544,9 @@ def submit(
     env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
+    selector: str = SelectorOption,
+    resource_type: list[str] = ResourceTypeOption,
+    exclude_resource_type: list[str] = ExcludeResourceTypeOption,
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -524,8 +568,9 @@ def submit(
     the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
+    selection = SelectionFlags(selector, resource_type, exclude_resource_type)
     run = run_input(
-        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
+        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
     )
     run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run, _local_project(settings))

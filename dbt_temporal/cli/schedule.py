@@ -95,14 +95,18 @@ def create(
     env_file: Path = cli.EnvFileOption,
     project: str = cli.ProjectOption,
     threads: int = cli.ThreadsOption,
+    selector: str = cli.SelectorOption,
+    resource_type: list[str] = cli.ResourceTypeOption,
+    exclude_resource_type: list[str] = cli.ExcludeResourceTypeOption,
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
     if overlap not in schedules.OVERLAP_POLICIES:
         cli.fail(f"--overlap takes one of: {', '.join(schedules.OVERLAP_POLICIES)}; got '{overlap}'")
     window = _duration(catchup_window)
+    selection = cli.SelectionFlags(selector, resource_type, exclude_resource_type)
     run = cli.run_input(
-        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
+        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
     )
     queue = cli.load_settings(temporal_task_queue=task_queue).temporal_task_queue
     _on_schedule(

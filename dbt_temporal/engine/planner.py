@@ -20,10 +20,11 @@ from dbt.task.run import RunTask
 from dbt.task.seed import SeedTask
 from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
+from dbt_common.events.contextvars import task_contextvars
 from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import ProjectConfig
-from dbt_temporal.contract import Plan, PlannedNode, PlanRequest, check_selection
+from dbt_temporal.contract import Plan, PlannedNode, PlanRequest, check_resource_types, check_selection
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -39,14 +40,24 @@ TASKS: dict[str, type] = {
 }
 
 
-def selection_args(select: str | None, exclude: str | None) -> list[str]:
-    check_selection("--select", select)  # a run started without dbtt's CLI is checked here
-    check_selection("--exclude", exclude)
+def selection_args(request: PlanRequest) -> list[str]:
+    """dbt's own selection flags for the request (checked here too: a run may not come from dbtt's CLI)."""
+    check_selection("--select", request.select)
+    check_selection("--exclude", request.exclude)
+    check_selection("--selector", request.selector)
+    check_resource_types("--resource-type", request.resource_types)
+    check_resource_types("--exclude-resource-type", request.exclude_resource_types)
     args: list[str] = []
-    if select:
-        args += ["--select", *select.split()]
-    if exclude:
-        args += ["--exclude", *exclude.split()]
+    if request.select:
+        args += ["--select", *request.select.split()]
+    if request.exclude:
+        args += ["--exclude", *request.exclude.split()]
+    if request.selector:
+        args += ["--selector", request.selector]
+    if request.resource_types:
+        args += ["--resource-type", *request.resource_types]
+    if request.exclude_resource_types:
+        args += ["--exclude-resource-type", *request.exclude_resource_types]
     return args
 
 
@@ -54,9 +65,10 @@ def dbt_command_name(command: str) -> str:
     return "ls" if command == "list" else command
 
 
-def make_task(session: DbtSession, command: str, select: str | None, exclude: str | None) -> Any:
+def make_task(session: DbtSession, request: PlanRequest) -> Any:
     """One of dbt's own task objects, wired to the session's warm manifest and graph."""
-    flags = session.command_flags(dbt_command_name(command), *selection_args(select, exclude))
+    command = request.command
+    flags = session.command_flags(dbt_command_name(command), *selection_args(request))
     task = TASKS[command](flags, session.config, session.manifest)
     task.graph = session.graph(with_test_edges=command == "build")
     return task, flags
@@ -70,8 +82,9 @@ def plan_selection(session: DbtSession, request: PlanRequest, project_config: Pr
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
-        task, flags = make_task(session, request.command, request.select, request.exclude)
-        with activated(session.state(flags)):
+        task, flags = make_task(session, request)
+        # dbt resolves `path:` selectors against the project root it sets for its task, as here.
+        with activated(session.state(flags)), task_contextvars(project_root=session.config.project_root):
             queue = task.get_graph_queue()
             graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))

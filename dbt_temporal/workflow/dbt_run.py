@@ -381,6 +381,9 @@ class DbtRunWorkflow:
             command=run.command,
             select=run.select,
             exclude=run.exclude,
+            selector=run.selector,
+            resource_types=run.resource_types,
+            exclude_resource_types=run.exclude_resource_types,
             unique_ids=run.unique_ids,
         )
         try:
