@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import uuid
 from pathlib import Path
+
+from temporalio.api.enums.v1 import VersioningBehavior
+from temporalio.client import Client
 
 from dbt_temporal.client.devserver import temporal_binary
 from dbt_temporal.contract import DbtRunInput, NodeResult
@@ -57,10 +61,23 @@ def test_a_pinned_run_finishes_on_its_version_while_new_runs_use_the_next(tmp_pa
     pinned = output_of(view_of(old.address, "pinned-run"))
     assert pinned.success, [r.message for r in pinned.node_results]
     assert _workers(pinned.node_results) == {identity_of(old)}  # never mixed with v2
+    assert _pinned_build(old.address, "pinned-run") == "v1"  # Temporal itself kept the run on v1
 
     later = output_of(run_and_wait(new, DbtRunInput(command="run", select="first")))
     assert later.success
     assert _workers(later.node_results) == {identity_of(new)}
+
+
+def _pinned_build(address: str, workflow_id: str) -> str | None:
+    async def main() -> str | None:
+        client = await Client.connect(address)
+        described = await client.get_workflow_handle(workflow_id).describe()
+        versioning = described.raw_description.workflow_execution_info.versioning_info
+        if versioning.behavior != VersioningBehavior.VERSIONING_BEHAVIOR_PINNED:
+            return None
+        return versioning.deployment_version.build_id
+
+    return asyncio.run(main())
 
 
 def _workers(results: list[NodeResult]) -> set[str | None]:

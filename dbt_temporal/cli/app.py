@@ -667,7 +667,7 @@ def _show_graph(settings: Settings, workflow_id: str | None, graph_file: Path | 
         client = await connect(settings)
         handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
         try:
-            return await fetch_view(handle), await plan_of(handle)
+            return await fetch_view(handle), await plan_of(client, workflow_id)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")

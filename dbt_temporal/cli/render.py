@@ -166,8 +166,8 @@ def header_line(view: RunView) -> Text:
     parts = [f"{view.workflow_id}: {view.status}", str(view.command.get("command") or "build")]
     if view.start_time:
         parts.append(f"started {view.start_time:%Y-%m-%d %H:%M:%S} UTC")
-    if view.start_time and view.close_time:
-        parts.append(f"took {(view.close_time - view.start_time).total_seconds():.1f}s")
+    if view.duration_seconds is not None:
+        parts.append(f"took {view.duration_seconds:.1f}s")
     workers = sorted({r.worker for r in view.output.node_results if r.worker}) if view.output else []
     if workers:
         parts.append(f"worker{'s' if len(workers) > 1 else ''} {', '.join(workers)}")
@@ -191,9 +191,7 @@ def runs_table(views: list[RunView]) -> Table:
     for column in ("workflow id", "project", "command", "status", "started", "duration", "schedule"):
         table.add_column(column)
     for view in views:
-        duration = ""
-        if view.start_time and view.close_time:
-            duration = f"{(view.close_time - view.start_time).total_seconds():.1f}s"
+        duration = f"{view.duration_seconds:.1f}s" if view.duration_seconds is not None else ""
         table.add_row(
             plain(view.workflow_id),
             plain(view.command.get("project") or ""),

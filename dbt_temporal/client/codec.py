@@ -36,7 +36,11 @@ class CompressLargePayloads(PayloadCodec):
         return [_encoded(p) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [_decompressed(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
+        return _decompress_large(payloads)
+
+
+def _decompress_large(payloads: Sequence[Payload]) -> list[Payload]:
+    return [_decompressed(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
 
 
 def _encoded(payload: Payload) -> Payload:
@@ -69,8 +73,7 @@ class CompressAndEncrypt(PayloadCodec):
         return [self._sealed(_encoded(p)) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        opened = [self._opened(p) if p.metadata.get("encoding") == ENCRYPTED else p for p in payloads]
-        return await CompressLargePayloads().decode(opened)
+        return _decompress_large([self._opened(p) if p.metadata.get("encoding") == ENCRYPTED else p for p in payloads])
 
     def _sealed(self, payload: Payload) -> Payload:
         nonce = os.urandom(NONCE_BYTES)

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client
 
 from dbt_temporal.contract import PLAN_ACTIVITY, DbtRunInput, NodeResult, Plan
 
@@ -49,10 +49,10 @@ class RunGraph(BaseModel):
         return [n for n in sorted(self.nodes, key=lambda n: -n.waited)[:count] if n.waited > 0]
 
 
-async def plan_of(handle: WorkflowHandle) -> Plan | None:
+async def plan_of(client: Client, workflow_id: str) -> Plan | None:
     """The plan the run was made from: in its input when it continued as new, else the plan activity's result."""
-    history = await handle.fetch_history()
-    converter = handle._client.data_converter  # noqa: SLF001 - the client's own converter (and codec)
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    converter = client.data_converter
     scheduled: set[int] = set()
     for event in history.events:
         if event.HasField("workflow_execution_started_event_attributes"):

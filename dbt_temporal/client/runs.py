@@ -111,6 +111,12 @@ class RunView(BaseModel):
     retries: dict[str, NodeRetry] = Field(default_factory=dict)
 
     @property
+    def duration_seconds(self) -> float | None:
+        if self.start_time and self.close_time:
+            return (self.close_time - self.start_time).total_seconds()
+        return None
+
+    @property
     def running(self) -> bool:
         return self.status == "running"
 

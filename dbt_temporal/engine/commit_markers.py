@@ -26,7 +26,7 @@ from dbt_common.exceptions import DbtDatabaseError
 # transaction that commits or rolls back as a whole.
 TRANSACTIONAL_ADAPTERS = ("duckdb", "postgres", "redshift", "snowflake")
 SAFE_MATERIALIZATIONS = ("table", "view", "ephemeral", "materialized_view", "seed", "snapshot", "test", "unit")
-KEYED_STRATEGIES = ("merge", "delete+insert", "microbatch")
+KEYED_STRATEGIES = ("merge", "delete+insert")
 
 
 @dataclass(frozen=True)
@@ -36,27 +36,29 @@ class MarkerSettings:
     table: str = "dbtt_commits"
 
 
-def rerun_is_safe(node: Any, full_refresh: bool) -> bool:
-    """Whether running the node twice leaves the same data as running it once."""
+def rerun_hazard(node: Any, full_refresh: bool) -> str | None:
+    """Why running the node twice could leave other data than running it once; None when it cannot."""
     if node.resource_type not in ("model", "seed", "snapshot"):
-        return True  # tests, unit tests, hooks and the like write no data of their own
+        return None  # tests, unit tests, hooks and the like write no data of their own
     config = node.config
     if getattr(node, "language", "sql") == "python":
-        return False  # Python may write anything, anywhere
+        return "a Python model"  # Python may write anything, anywhere
     if config.materialized in SAFE_MATERIALIZATIONS:
-        return True
+        return None
     if config.materialized != "incremental":
-        return False  # a custom materialization: no way to know
-    if full_refresh or config.full_refresh:
-        return True
+        return f"materialized '{config.materialized}'"  # a custom materialization: no way to know
     strategy = config.get("incremental_strategy")
-    if strategy == "microbatch":
-        return True
-    if strategy in (None, "default", *KEYED_STRATEGIES):
-        return bool(config.get("unique_key"))
+    if full_refresh or config.full_refresh or strategy == "microbatch":
+        return None
+    if strategy in (None, "default", *KEYED_STRATEGIES) and config.get("unique_key"):
+        return None
     if strategy == "insert_overwrite":
-        return bool(config.get("partition_by"))
-    return False  # append, and strategies dbtt does not know
+        return None if config.get("partition_by") else "incremental_strategy insert_overwrite without partition_by"
+    return f"incremental_strategy {strategy or 'default'} without a unique_key"
+
+
+def rerun_is_safe(node: Any, full_refresh: bool) -> bool:
+    return rerun_hazard(node, full_refresh) is None
 
 
 class CommitMarkers:
@@ -67,17 +69,17 @@ class CommitMarkers:
         self._settings = settings
         self._ready = False
         self._lock = threading.Lock()
+        database = getattr(session.config.credentials, "database", None)
+        self._table = session.adapter.Relation.create(
+            database=database, schema=settings.schema, identifier=settings.table
+        )
 
     @property
     def usable(self) -> bool:
         return self._settings.enabled and self._session.adapter.type() in TRANSACTIONAL_ADAPTERS
 
     def relation(self) -> str:
-        adapter = self._session.adapter
-        database = getattr(self._session.config.credentials, "database", None)
-        return str(
-            adapter.Relation.create(database=database, schema=self._settings.schema, identifier=self._settings.table)
-        )
+        return str(self._table)
 
     def ensure_table(self) -> None:
         with self._lock:
@@ -95,10 +97,7 @@ class CommitMarkers:
             self._ready = True
 
     def _create(self, adapter: Any) -> None:
-        schema = adapter.Relation.create(
-            database=getattr(self._session.config.credentials, "database", None), schema=self._settings.schema
-        ).without_identifier()
-        adapter.create_schema(schema)
+        adapter.create_schema(self._table.without_identifier())
         adapter.execute(
             f"create table if not exists {self.relation()} (invocation_id varchar(64), "
             "unique_id varchar(1024), attempt integer, committed_at timestamp default current_timestamp)",
@@ -138,10 +137,11 @@ def run_after_commit_hooks(node: Any, config: Any, manifest: Any, adapter: Any) 
             sql = get_rendered(hook.sql, context, node).strip()
             if sql:
                 adapter.execute(sql, auto_begin=False)
-        if adapter.type() != "duckdb":
-            # Outside dbt's transactions DuckDB commits each statement; DB-API drivers such as
-            # psycopg2 open a transaction of their own, which must be committed for the hooks to last.
-            adapter.connections.get_thread_connection().handle.commit()
+        handle = adapter.connections.get_thread_connection().handle
+        if getattr(handle, "autocommit", True) is False:
+            # Outside dbt's transactions a driver without autocommit (psycopg2's default) opens a
+            # transaction of its own, which must be committed for the hooks' writes to last.
+            handle.commit()
     return len(hooks)
 
 

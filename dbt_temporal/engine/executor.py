@@ -11,7 +11,7 @@ from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.task.run import MicrobatchModelRunner
 
 from dbt_temporal.contract import NodeResult, NodeStatus, TimingEntry
-from dbt_temporal.engine.commit_markers import CommitMarkers, MarkerSettings, rerun_is_safe, run_after_commit_hooks
+from dbt_temporal.engine.commit_markers import CommitMarkers, MarkerSettings, rerun_hazard, run_after_commit_hooks
 from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_copy
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import manifest_entry
@@ -68,8 +68,9 @@ def run_node(
 ) -> NodeOutcome:
     session = invocation.session
     node = fresh_copy(manifest_entry(session.manifest, unique_id))
-    if markers is not None and not rerun_is_safe(node, session.spec.full_refresh):
-        committed = _guard_rerun(invocation, node, attempt, markers)
+    hazard = rerun_hazard(node, session.spec.full_refresh)
+    if markers is not None and hazard is not None:
+        committed = _guard_rerun(invocation, node, attempt, markers, hazard)
         if committed is not None:
             return committed
     caught: list[BaseException] = []
@@ -92,7 +93,9 @@ def run_node(
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
 
 
-def _guard_rerun(invocation: Invocation, node: Any, attempt: int, settings: MarkerSettings) -> NodeOutcome | None:
+def _guard_rerun(
+    invocation: Invocation, node: Any, attempt: int, settings: MarkerSettings, hazard: str
+) -> NodeOutcome | None:
     """Make a node whose re-run is not harmless safe to retry: mark its commit, or check the mark.
 
     Returns the outcome when an earlier attempt had committed (nothing more is written).
@@ -103,7 +106,7 @@ def _guard_rerun(invocation: Invocation, node: Any, attempt: int, settings: Mark
         if attempt > 1:
             raise RerunRefused(
                 f"{node.unique_id} may have written part of its data on attempt {attempt - 1} "
-                f"({_why_unsafe(node)}), and without a commit marker dbtt cannot tell whether it committed; "
+                f"({hazard}), and without a commit marker dbtt cannot tell whether it committed; "
                 "check its rows, then re-run it with `dbtt reset`"
             )
         return None
@@ -132,15 +135,6 @@ def _guard_rerun(invocation: Invocation, node: Any, attempt: int, settings: Mark
         completed_at=finished,
     )
     return NodeOutcome(result=result, exception=None)
-
-
-def _why_unsafe(node: Any) -> str:
-    if getattr(node, "language", "sql") == "python":
-        return "a Python model"
-    strategy = node.config.get("incremental_strategy")
-    if node.config.materialized == "incremental":
-        return f"incremental_strategy {strategy or 'default'} without a unique_key"
-    return f"materialized '{node.config.materialized}'"
 
 
 _MARKERS_LOCK = threading.Lock()

@@ -58,9 +58,10 @@ HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
 CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
-
-
 log = logging.getLogger("dbtt.worker")
+# Failures of the project or the request, not of the moment: reported at once, never retried.
+CONFIGURATION_ERRORS = (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException)
+
 
 async def _wind_down(future: asyncio.Future[object]) -> None:
     """Give a cancelled node CANCEL_GRACE_SECONDS to stop, heartbeating meanwhile.
@@ -183,7 +184,7 @@ class DbtActivities:
             return await self._in_thread(work, on_cancel)
         except ApplicationError as err:
             raise _logged(err) from None  # already says what it is and whether to retry
-        except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
+        except CONFIGURATION_ERRORS as err:
             raise _logged(configuration_error(err, secrets)) from None
         except RerunRefused as err:
             refused = ApplicationError(redact(str(err), secrets), type="RerunRefused", non_retryable=True)
@@ -275,7 +276,7 @@ class DbtActivities:
             raise ApplicationError(str(err), type="Configuration", non_retryable=True) from None
         except StoreError as err:
             raise ApplicationError(redact(str(err), secrets), type="ArtifactStoreUnreachable") from None
-        except (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException) as err:
+        except CONFIGURATION_ERRORS as err:
             raise configuration_error(err, secrets) from None
 
     def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:

@@ -194,8 +194,12 @@ def _etag(info: dict) -> str:
 
 
 def _store_revision(source: ProjectSource) -> str:
-    listing = sorted(_store_listing(source).items())
-    return hashlib.sha256(repr(listing).encode()).hexdigest()[:16]
+    return _listing_digest(_store_listing(source))
+
+
+def _listing_digest(listing: dict[str, str]) -> str:
+    """The revision of a store prefix: a digest of its objects' paths and ETags."""
+    return hashlib.sha256(repr(sorted(listing.items())).encode()).hexdigest()[:16]
 
 
 def _fetch_store(source: ProjectSource, checkout: Path) -> str:
@@ -214,7 +218,7 @@ def _fetch_store(source: ProjectSource, checkout: Path) -> str:
     for stale in [p for p in checkout.rglob("*") if p.is_file() and str(p.relative_to(checkout)) not in listing]:
         if stale.relative_to(checkout).parts[0] not in ("dbt_packages", "target", "logs"):
             stale.unlink()
-    return hashlib.sha256(repr(sorted(listing.items())).encode()).hexdigest()[:16]
+    return _listing_digest(listing)
 
 
 # -- packages ----------------------------------------------------------------------------------
