@@ -30,8 +30,8 @@ COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 HookType = Literal["on-run-start", "on-run-end"]
 
 
-class BadSelection(ValueError):
-    """A --select/--exclude value that is not made of selectors."""
+class BadRunInput(ValueError):
+    """A selection or dbt flag that the run's command cannot take as given."""
 
 
 # What --resource-type and --exclude-resource-type take, as dbt spells them.
@@ -44,17 +44,67 @@ RESOURCE_TYPES = (
 def check_resource_types(flag: str, values: list[str] | None) -> None:
     unknown = sorted(set(values or []) - set(RESOURCE_TYPES))
     if unknown:
-        raise BadSelection(f"{flag} takes {', '.join(RESOURCE_TYPES)}; got {', '.join(unknown)}")
+        raise BadRunInput(f"{flag} takes {', '.join(RESOURCE_TYPES)}; got {', '.join(unknown)}")
 
 
 def check_selection(flag: str, value: str | None) -> None:
     """Selections reach dbt's argument parser word by word: a word that is a flag would act as one."""
     for word in (value or "").split():
         if word.startswith("-"):
-            raise BadSelection(
+            raise BadRunInput(
                 f"{flag} '{value}' holds '{word}', which is a flag, not a selector; "
                 "selectors never start with '-' (pass dbt options as dbtt's own flags)"
             )
+
+
+# dbt's --indirect-selection modes, and the commands that take --empty and --store-failures.
+INDIRECT_SELECTION_MODES = ("eager", "cautious", "buildable", "empty")
+EMPTY_COMMANDS = ("build", "run", "compile", "snapshot")
+STORE_FAILURES_COMMANDS = ("build", "test")
+# What --warn-error-options takes: dbt's keys, each "all" / "*" or a list of event names.
+WARN_ERROR_OPTION_KEYS = ("error", "warn", "silence", "include", "exclude")
+
+
+class DbtFlags(BaseModel):
+    """dbt's own flags for one run, named as dbt names them: the same for its plan and every node."""
+
+    empty: bool = False
+    store_failures: bool = False
+    warn_error: bool = False
+    warn_error_options: dict[str, Any] | None = None
+    indirect_selection: str | None = None
+
+    @classmethod
+    def of(cls, run: DbtRunInput) -> DbtFlags:
+        return cls(
+            empty=run.empty,
+            store_failures=run.store_failures,
+            warn_error=run.warn_error,
+            warn_error_options=run.warn_error_options,
+            indirect_selection=run.indirect_selection,
+        )
+
+    def check(self, command: str) -> None:
+        """Refuse what dbt's `command` does not take, as dbt's own command line would."""
+        if self.empty and command not in EMPTY_COMMANDS:
+            raise BadRunInput(f"--empty goes with {', '.join(EMPTY_COMMANDS)}, as in dbt; not with {command}")
+        if self.store_failures and command not in STORE_FAILURES_COMMANDS:
+            raise BadRunInput(
+                f"--store-failures goes with {', '.join(STORE_FAILURES_COMMANDS)}, as in dbt; not with {command}"
+            )
+        if self.indirect_selection is not None and self.indirect_selection not in INDIRECT_SELECTION_MODES:
+            raise BadRunInput(
+                f"--indirect-selection takes {', '.join(INDIRECT_SELECTION_MODES)}; got '{self.indirect_selection}'"
+            )
+        if self.warn_error and self.warn_error_options is not None:
+            raise BadRunInput("--warn-error and --warn-error-options contradict each other; give one of them")
+        for key, value in (self.warn_error_options or {}).items():
+            if key not in WARN_ERROR_OPTION_KEYS:
+                raise BadRunInput(
+                    f"--warn-error-options has no key '{key}'; dbt takes {', '.join(WARN_ERROR_OPTION_KEYS)}"
+                )
+            if value not in ("all", "*") and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                raise BadRunInput(f"--warn-error-options '{key}' takes \"all\" or a list of dbt event names")
 
 
 class NodeStatus(StrEnum):
@@ -85,6 +135,12 @@ class DbtRunInput(BaseModel):
     target: str | None = None
     full_refresh: bool = False
     fail_fast: bool = False
+    # dbt's flags of the same names (see DbtFlags).
+    empty: bool = False
+    store_failures: bool = False
+    warn_error: bool = False
+    warn_error_options: dict[str, Any] | None = None
+    indirect_selection: str | None = None
     env: dict[str, str] | None = None
     hooks: dict[str, Any] | None = None
     # How many nodes of this run may execute at once; the profile's `threads` when unset.
@@ -138,6 +194,7 @@ class PlanRequest(BaseModel):
     resource_types: list[str] | None = None
     exclude_resource_types: list[str] | None = None
     unique_ids: list[str] | None = None
+    flags: DbtFlags = Field(default_factory=DbtFlags)
 
 
 class PlannedNode(BaseModel):
@@ -213,6 +270,7 @@ class InvocationSpec(BaseModel):
     run_started_at: datetime
     # Digest of the parsed project the run was planned on; a worker whose project differs refuses its nodes.
     manifest_digest: str = ""
+    flags: DbtFlags = Field(default_factory=DbtFlags)
 
 
 class NodeRequest(BaseModel):
@@ -342,6 +400,7 @@ class RunState(BaseModel):
     output: DbtRunOutput | None = None
 
 
+DbtFlags.model_rebuild()
 DbtRunInput.model_rebuild()
 ProjectHooksRequest.model_rebuild()
 StoreArtifactsRequest.model_rebuild()

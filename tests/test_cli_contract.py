@@ -211,6 +211,8 @@ def test_ls_prints_the_listed_nodes_in_text_mode(worker: WorkerProcess) -> None:
         ["--selector", "marts_only"],
         ["-s", "path:models/staging"],  # relative to the project, whatever the worker's directory
         ["-s", "+orders", "--exclude-resource-type", "test", "--exclude-resource-type", "seed"],
+        ["-s", "orders", "--indirect-selection", "empty"],
+        ["-s", "stg_orders", "--indirect-selection", "cautious"],
     ],
 )
 def test_selection_flags_select_what_dbt_selects(worker: WorkerProcess, flags: list[str]) -> None:

@@ -59,8 +59,10 @@ from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import (
     COMMANDS,
+    INDIRECT_SELECTION_MODES,
     STATUS_ATTRIBUTE,
-    BadSelection,
+    BadRunInput,
+    DbtFlags,
     DbtRunInput,
     DbtRunOutput,
     check_resource_types,
@@ -413,15 +415,7 @@ def run_input(
     selection = selection or SelectionFlags()
     if (selection.resource_types or selection.exclude_resource_types) and command not in RESOURCE_TYPE_COMMANDS:
         fail(f"--resource-type and --exclude-resource-type go with {', '.join(RESOURCE_TYPE_COMMANDS)}, as in dbt")
-    try:
-        check_selection("--select", select)
-        check_selection("--exclude", exclude)
-        check_selection("--selector", selection.selector)
-        check_resource_types("--resource-type", selection.resource_types)
-        check_resource_types("--exclude-resource-type", selection.exclude_resource_types)
-    except BadSelection as err:
-        fail(str(err))
-    return DbtRunInput(
+    run = DbtRunInput(
         project=project,
         command=command,
         select=select,
@@ -433,9 +427,40 @@ def run_input(
         target=target,
         full_refresh=full_refresh,
         fail_fast=fail_fast,
+        empty=selection.empty,
+        store_failures=selection.store_failures,
+        warn_error=selection.warn_error,
+        warn_error_options=_warn_error_options(selection.warn_error_options),
+        indirect_selection=selection.indirect_selection,
         env=parse_env(env, env_file),
         threads=threads,
     )
+    try:
+        check_selection("--select", select)
+        check_selection("--exclude", exclude)
+        check_selection("--selector", selection.selector)
+        check_resource_types("--resource-type", selection.resource_types)
+        check_resource_types("--exclude-resource-type", selection.exclude_resource_types)
+        DbtFlags.of(run).check(command)
+    except BadRunInput as err:
+        fail(str(err))
+    return run
+
+
+def _warn_error_options(raw: str | None) -> dict[str, Any] | None:
+    """--warn-error-options as dbt takes it: a YAML or JSON mapping."""
+    if raw is None:
+        return None
+    try:
+        options = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        options = None
+    if not isinstance(options, dict):
+        fail(
+            "--warn-error-options takes a YAML or JSON mapping, e.g. "
+            "'{error: all, warn: [NoNodesForSelectionCriteria]}'"
+        )
+    return options
 
 
 # dbt's commands that take --resource-type / --exclude-resource-type.
@@ -444,11 +469,16 @@ RESOURCE_TYPE_COMMANDS = ("build", "ls", "list")
 
 @dataclass
 class SelectionFlags:
-    """dbt's selection flags beyond --select and --exclude."""
+    """dbt's flags beyond --select and --exclude: selection, and how nodes run."""
 
     selector: str | None = None
     resource_types: list[str] = field(default_factory=list)
     exclude_resource_types: list[str] = field(default_factory=list)
+    indirect_selection: str | None = None
+    empty: bool = False
+    store_failures: bool = False
+    warn_error: bool = False
+    warn_error_options: str | None = None
 
 
 SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
@@ -457,6 +487,25 @@ ResourceTypeOption = typer.Option(
 )
 ExcludeResourceTypeOption = typer.Option(
     [], "--exclude-resource-type", metavar="TYPE", help="No nodes of this type (build, ls); repeatable."
+)
+IndirectSelectionOption = typer.Option(
+    None,
+    "--indirect-selection",
+    metavar="MODE",
+    help=f"Which tests a selection brings along, as in dbt: {', '.join(INDIRECT_SELECTION_MODES)}.",
+)
+EmptyOption = typer.Option(
+    False, "--empty", help="Build with refs and sources limited to zero rows (build, run, compile, snapshot)."
+)
+StoreFailuresOption = typer.Option(
+    False, "--store-failures", help="Keep each failing test's rows in a table (build, test)."
+)
+WarnErrorOption = typer.Option(False, "--warn-error", help="Treat dbt's warnings as errors (warning tests fail).")
+WarnErrorOptionsOption = typer.Option(
+    None,
+    "--warn-error-options",
+    metavar="YAML",
+    help="Which warnings are errors, as in dbt: a YAML mapping of error, warn, silence to 'all' or event names.",
 )
 
 
@@ -547,6 +596,11 @@ def submit(
     selector: str = SelectorOption,
     resource_type: list[str] = ResourceTypeOption,
     exclude_resource_type: list[str] = ExcludeResourceTypeOption,
+    indirect_selection: str = IndirectSelectionOption,
+    empty: bool = EmptyOption,
+    store_failures: bool = StoreFailuresOption,
+    warn_error: bool = WarnErrorOption,
+    warn_error_options: str = WarnErrorOptionsOption,
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -568,7 +622,10 @@ def submit(
     the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
-    selection = SelectionFlags(selector, resource_type, exclude_resource_type)
+    selection = SelectionFlags(
+        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
+        warn_error_options,
+    )  # fmt: skip
     run = run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
     )

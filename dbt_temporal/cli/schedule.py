@@ -98,13 +98,21 @@ def create(
     selector: str = cli.SelectorOption,
     resource_type: list[str] = cli.ResourceTypeOption,
     exclude_resource_type: list[str] = cli.ExcludeResourceTypeOption,
+    indirect_selection: str = cli.IndirectSelectionOption,
+    empty: bool = cli.EmptyOption,
+    store_failures: bool = cli.StoreFailuresOption,
+    warn_error: bool = cli.WarnErrorOption,
+    warn_error_options: str = cli.WarnErrorOptionsOption,
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
     if overlap not in schedules.OVERLAP_POLICIES:
         cli.fail(f"--overlap takes one of: {', '.join(schedules.OVERLAP_POLICIES)}; got '{overlap}'")
     window = _duration(catchup_window)
-    selection = cli.SelectionFlags(selector, resource_type, exclude_resource_type)
+    selection = cli.SelectionFlags(
+        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
+        warn_error_options,
+    )  # fmt: skip
     run = cli.run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
     )

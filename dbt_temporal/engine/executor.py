@@ -78,7 +78,7 @@ def run_node(
         if running is not None:
             running.session = session
             running.thread_key = session.adapter.connections.get_thread_identifier()
-        runner = invocation.task.get_runner_type(node)(session.config, session.adapter, node, index, total)
+        runner = invocation.task.get_runner_type(node)(invocation.config, session.adapter, node, index, total)
         if isinstance(runner, MicrobatchModelRunner):
             # dbt hands batches to the invocation's task; with no job queue they run here, in order.
             runner.set_parent_task(invocation.task)
@@ -119,7 +119,7 @@ def _guard_rerun(
             node.config.post_hook = [*node.config.post_hook, marker]
             return None
         started = time.time()
-        hooks = run_after_commit_hooks(node, session.config, invocation.manifest, session.adapter)
+        hooks = run_after_commit_hooks(node, invocation.config, invocation.manifest, session.adapter)
         finished = time.time()
     message = f"already committed by attempt {committed_by}"
     result = NodeResult(

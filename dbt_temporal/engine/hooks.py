@@ -57,7 +57,7 @@ def end_context(invocation: Invocation, results: list[NodeResult]) -> dict[str, 
 def _unit_test_node(invocation: Invocation, definition: Any) -> Any:
     """What dbt's results hold for a unit test: the node it executed (materialized `unit`), not its definition."""
     session = invocation.session
-    runner = TestRunner(session.config, session.adapter, definition, 1, 1)
+    runner = TestRunner(invocation.config, session.adapter, definition, 1, 1)
     with activated(invocation.state()):
         return runner.build_unit_test_manifest_from_test(definition, invocation.manifest).nodes[definition.unique_id]
 

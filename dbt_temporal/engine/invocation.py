@@ -15,14 +15,14 @@ import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from dbt.contracts.graph.nodes import CompiledNode
 from dbt.node_types import NodeType
 
+from dbt_temporal.contract import InvocationSpec
 from dbt_temporal.engine.isolation import ActiveState, RunIdentity
-from dbt_temporal.engine.planner import TASKS, dbt_command_name
+from dbt_temporal.engine.planner import TASKS, run_flags
 from dbt_temporal.engine.session import DbtSession
 
 # Invocations kept per worker; a run's nodes usually arrive within seconds of each other.
@@ -102,6 +102,9 @@ class Invocation:
     run: RunIdentity
     command: str
     flags: Any
+    # The session's runtime config as this run's dbt sees it: its `args` are the run's flags
+    # (dbt reads --empty there), the rest is shared.
+    config: Any
     manifest: Any
     task: Any
 
@@ -109,16 +112,19 @@ class Invocation:
         return ActiveState(flags=self.flags, adapter=self.session.adapter, env=self.session.env, run=self.run)
 
 
-def open_invocation(session: DbtSession, command: str, invocation_id: str, started_at: datetime) -> Invocation:
-    flags = session.command_flags(dbt_command_name(command))
+def open_invocation(session: DbtSession, command: str, spec: InvocationSpec) -> Invocation:
+    flags = run_flags(session, command, spec.flags)
+    config = copy.copy(session.config)
+    config.args = flags
     manifest = run_manifest(session.manifest)
-    task = TASKS[command](flags, session.config, manifest)
+    task = TASKS[command](flags, config, manifest)
     _own_hook_copies(task)
     return Invocation(
         session=session,
-        run=RunIdentity(invocation_id=invocation_id, started_at=started_at),
+        run=RunIdentity(invocation_id=spec.invocation_id, started_at=spec.run_started_at),
         command=command,
         flags=flags,
+        config=config,
         manifest=manifest,
         task=task,
     )
@@ -152,13 +158,13 @@ class InvocationCache:
         self._items: OrderedDict[tuple[str, str, str], Invocation] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session: DbtSession, command: str, invocation_id: str, started_at: datetime) -> Invocation:
-        key = (session.key, command, invocation_id)
+    def get(self, session: DbtSession, command: str, spec: InvocationSpec) -> Invocation:
+        key = (session.key, command, spec.invocation_id)
         with self._lock:
             invocation = self._items.get(key)
             # A session evicted and parsed again is a new object: the run continues on the new one.
             if invocation is None or invocation.session is not session:
-                invocation = open_invocation(session, command, invocation_id, started_at)
+                invocation = open_invocation(session, command, spec)
                 self._items[key] = invocation
             self._items.move_to_end(key)
             while len(self._items) > self.limit:

@@ -16,6 +16,7 @@ import contextvars
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from typing import Any
 
 import dbt.flags
 import dbt.tracking
+import dbt_common.events.functions
 import dbt_common.invocation
 from dbt.adapters.factory import FACTORY
 from dbt_common.context import InvocationContext, reliably_get_invocation_var
@@ -116,6 +118,50 @@ def _redirect_invocation_readers() -> None:
                 setattr(module, name, replacements[name])
 
 
+class _RunAwareEventFunctions(types.ModuleType):
+    """dbt_common's event module, whose WARN_ERROR and WARN_ERROR_OPTIONS answer with the active flags.
+
+    dbt copies a command's --warn-error and --warn-error-options into these module globals
+    whenever it builds flags, and every warning reads them there: with runs of different
+    flags on one worker, each must see its own. Assignments still land, as what a thread
+    outside any session sees.
+    """
+
+    @property
+    def WARN_ERROR(self) -> Any:  # noqa: N802 - dbt's name
+        flags = _active_flags()
+        if flags is None:
+            return self.__dict__["_WARN_ERROR"]
+        return bool(getattr(flags, "WARN_ERROR", False))
+
+    @WARN_ERROR.setter
+    def WARN_ERROR(self, value: Any) -> None:  # noqa: N802
+        self.__dict__["_WARN_ERROR"] = value
+
+    @property
+    def WARN_ERROR_OPTIONS(self) -> Any:  # noqa: N802
+        flags = _active_flags()
+        options = getattr(flags, "WARN_ERROR_OPTIONS", None) if flags is not None else None
+        return options if options is not None else self.__dict__["_WARN_ERROR_OPTIONS"]
+
+    @WARN_ERROR_OPTIONS.setter
+    def WARN_ERROR_OPTIONS(self, value: Any) -> None:  # noqa: N802
+        self.__dict__["_WARN_ERROR_OPTIONS"] = value
+
+
+def _active_flags() -> Any:
+    state = _ACTIVE.get()
+    return state.flags if state is not None else None
+
+
+def _redirect_warn_error() -> None:
+    module = dbt_common.events.functions
+    shared = {name: module.__dict__.pop(name) for name in ("WARN_ERROR", "WARN_ERROR_OPTIONS")}
+    module.__class__ = _RunAwareEventFunctions
+    for name, value in shared.items():
+        setattr(module, name, value)
+
+
 class _RunAwareUser:
     """Stands in for `dbt.tracking.active_user`: `run_started_at` is the active run's."""
 
@@ -158,6 +204,7 @@ def install() -> None:
         dbt.flags.GLOBAL_FLAGS = _FlagsProxy(dbt.flags.GLOBAL_FLAGS)
         FACTORY.lookup_adapter = _session_lookup(FACTORY.lookup_adapter)  # type: ignore[method-assign]
         _redirect_invocation_readers()
+        _redirect_warn_error()
         _installed = True
 
 

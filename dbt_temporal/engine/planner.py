@@ -7,6 +7,7 @@ behaves exactly as on the dbt command line.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import networkx as nx
@@ -24,7 +25,7 @@ from dbt_common.events.contextvars import task_contextvars
 from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import ProjectConfig
-from dbt_temporal.contract import Plan, PlannedNode, PlanRequest, check_resource_types, check_selection
+from dbt_temporal.contract import DbtFlags, Plan, PlannedNode, PlanRequest, check_resource_types, check_selection
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -47,6 +48,7 @@ def selection_args(request: PlanRequest) -> list[str]:
     check_selection("--selector", request.selector)
     check_resource_types("--resource-type", request.resource_types)
     check_resource_types("--exclude-resource-type", request.exclude_resource_types)
+    request.flags.check(request.command)
     args: list[str] = []
     if request.select:
         args += ["--select", *request.select.split()]
@@ -61,6 +63,27 @@ def selection_args(request: PlanRequest) -> list[str]:
     return args
 
 
+def flag_args(flags: DbtFlags) -> list[str]:
+    """The run's dbt flags as dbt's command line spells them."""
+    args: list[str] = []
+    if flags.empty:
+        args.append("--empty")
+    if flags.store_failures:
+        args.append("--store-failures")
+    if flags.warn_error:
+        args.append("--warn-error")
+    if flags.warn_error_options is not None:
+        args += ["--warn-error-options", json.dumps(flags.warn_error_options)]
+    if flags.indirect_selection:
+        args += ["--indirect-selection", flags.indirect_selection]
+    return args
+
+
+def run_flags(session: DbtSession, command: str, flags: DbtFlags) -> Any:
+    """dbt's Flags for one run's command and dbt flags, without its selection."""
+    return session.command_flags(dbt_command_name(command), *flag_args(flags))
+
+
 def dbt_command_name(command: str) -> str:
     return "ls" if command == "list" else command
 
@@ -68,7 +91,7 @@ def dbt_command_name(command: str) -> str:
 def make_task(session: DbtSession, request: PlanRequest) -> Any:
     """One of dbt's own task objects, wired to the session's warm manifest and graph."""
     command = request.command
-    flags = session.command_flags(dbt_command_name(command), *selection_args(request))
+    flags = session.command_flags(dbt_command_name(command), *selection_args(request), *flag_args(request.flags))
     task = TASKS[command](flags, session.config, session.manifest)
     task.graph = session.graph(with_test_edges=command == "build")
     return task, flags

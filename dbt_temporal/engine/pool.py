@@ -18,6 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from dbt_temporal.config.projects import ProjectDir
 from dbt_temporal.contract import SessionSpec
@@ -177,15 +178,16 @@ def _close(sessions: list[DbtSession]) -> None:
             log.warning("could not close the connections of session %s: %s", session.key, type(err).__name__)
 
 
-def ensure_schemas(session: DbtSession) -> None:
-    """Create the session's schemas; on failure, say so and let the nodes report the real error.
+def ensure_schemas(session: DbtSession, flags: Any = None) -> None:
+    """Create the session's schemas (as the run's `flags` see them: --store-failures adds the tests'
+    audit schemas); on failure, say so and let the nodes report the real error.
 
     A failure here is often a warehouse that is down or a credential that is wrong;
     the node that then fails carries dbt's own message (and its own retry policy),
     and the next use of the session tries again.
     """
     try:
-        session.ensure_schemas()
+        session.ensure_schemas(flags)
     except Exception as err:  # noqa: BLE001 - reported here, and by the nodes that need the schemas
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         log.warning(

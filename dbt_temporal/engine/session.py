@@ -145,7 +145,7 @@ class DbtSession:
                     )
             return self._graphs[with_test_edges]
 
-    def ensure_schemas(self) -> None:
+    def ensure_schemas(self, flags: Flags | None = None) -> None:
         """Create the schemas this session's nodes build into (each run: one may have been dropped).
 
         `dbt build` does this before its first node (`RunnableTask.create_schemas`);
@@ -154,7 +154,7 @@ class DbtSession:
         would not see this session, so this one runs on the calling thread.
         """
         with self._schemas_lock:
-            with activated(self.state()), self.adapter.connection_named("dbtt_create_schemas"):
+            with activated(self.state(flags)), self.adapter.connection_named("dbtt_create_schemas"):
                 for database, schemas in _required_schemas(self.config, self.adapter, self.manifest).items():
                     _create_missing(self.adapter, database, schemas)
 

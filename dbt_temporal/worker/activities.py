@@ -30,7 +30,7 @@ from dbt_temporal.contract import (
     STATUS_ATTRIBUTE,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
-    BadSelection,
+    BadRunInput,
     InvocationSpec,
     NodeRequest,
     NodeResult,
@@ -47,7 +47,7 @@ from dbt_temporal.engine.errors import is_transient
 from dbt_temporal.engine.executor import NodeOutcome, RerunRefused, RunningNode, cancel_query, run_node
 from dbt_temporal.engine.hooks import run_project_hooks
 from dbt_temporal.engine.invocation import Invocation, InvocationCache, ManifestMismatch, check_manifest
-from dbt_temporal.engine.planner import plan_selection
+from dbt_temporal.engine.planner import plan_selection, run_flags
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.redaction import redact
 from dbt_temporal.worker.artifacts import store_run
@@ -60,7 +60,7 @@ CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
 log = logging.getLogger("dbtt.worker")
 # Failures of the project or the request, not of the moment: reported at once, never retried.
-CONFIGURATION_ERRORS = (UnknownProject, ManifestMismatch, BadSelection, DbtBaseException)
+CONFIGURATION_ERRORS = (UnknownProject, ManifestMismatch, BadRunInput, DbtBaseException)
 
 
 async def _wind_down(future: asyncio.Future[object]) -> None:
@@ -204,7 +204,7 @@ class DbtActivities:
                 if source is not None:
                     plan.project_revision, plan.source_note = source.revision, source.note
                 if request.command not in LISTING_COMMANDS:
-                    ensure_schemas(session)
+                    ensure_schemas(session, run_flags(session, request.command, request.flags))
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
             )
@@ -220,7 +220,7 @@ class DbtActivities:
         """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
         with self.pool.lease(session_spec, spec.manifest_digest) as session:
             check_manifest(session, spec.manifest_digest)
-            yield self.invocations.get(session, command, spec.invocation_id, spec.run_started_at)
+            yield self.invocations.get(session, command, spec)
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:

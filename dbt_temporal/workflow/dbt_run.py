@@ -30,7 +30,9 @@ with workflow.unsafe.imports_passed_through():
         STATUS_ATTRIBUTE,
         STORE_ARTIFACTS_ACTIVITY,
         WORKFLOW_TYPE,
+        BadRunInput,
         Carryover,
+        DbtFlags,
         DbtRunInput,
         DbtRunOutput,
         HookType,
@@ -208,11 +210,12 @@ class DbtRunWorkflow:
         self._say("", output.summary)
         return output
 
-    def _invocation(self, carryover: Carryover) -> InvocationSpec:
+    def _invocation(self, run: DbtRunInput, carryover: Carryover) -> InvocationSpec:
         return InvocationSpec(
             invocation_id=carryover.invocation_id,
             run_started_at=carryover.started_at,
             manifest_digest=carryover.plan.manifest_digest,
+            flags=DbtFlags.of(run),
         )
 
     async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
@@ -221,7 +224,7 @@ class DbtRunWorkflow:
         request = ProjectHooksRequest(
             session=SessionSpec.of(run),
             command=run.command,
-            invocation=self._invocation(carryover),
+            invocation=self._invocation(run, carryover),
             hook_type=hook_type,
             # As in dbt's `results`: compiled code included (elementary and dbt_artifacts read it).
             results=[r.model_copy(update={"timing": []}) for r in results],
@@ -281,7 +284,7 @@ class DbtRunWorkflow:
         request = StoreArtifactsRequest(
             session=SessionSpec.of(run),
             command=run.command,
-            invocation=self._invocation(carryover),
+            invocation=self._invocation(run, carryover),
             options=options,
             workflow_id=workflow.info().workflow_id,
             results=results,
@@ -323,6 +326,10 @@ class DbtRunWorkflow:
                 type="InvalidInput",
                 non_retryable=True,
             )
+        try:
+            DbtFlags.of(run).check(run.command)
+        except BadRunInput as err:
+            raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from None
         if run.hooks is not None:
             try:
                 LifecycleHooks.model_validate(run.hooks)
@@ -385,6 +392,7 @@ class DbtRunWorkflow:
             resource_types=run.resource_types,
             exclude_resource_types=run.exclude_resource_types,
             unique_ids=run.unique_ids,
+            flags=DbtFlags.of(run),
         )
         try:
             return await workflow.execute_activity(
@@ -405,7 +413,7 @@ class DbtRunWorkflow:
         """Run nodes until none is left, or until this workflow run should hand over."""
         plan = carryover.plan
         session = SessionSpec.of(run)
-        invocation = self._invocation(carryover)
+        invocation = self._invocation(run, carryover)
         retry_policy = node_retry_policy(plan.retry)
         nodes = {node.unique_id: node for node in plan.nodes}
         total = len(plan.nodes)
