@@ -19,6 +19,7 @@ from fsspec.core import url_to_fs
 # A run's files under <store>/<workflow id>/, named as dbt names them in its target directory.
 RUN_RESULTS = "run_results.json"
 MANIFEST = "manifest.json"
+SOURCES = "sources.json"
 COMPILED = "compiled"
 LOG = "log.txt"
 # The extra that brings each remote store's fsspec package.
@@ -102,6 +103,12 @@ def _relative_files(fs: AbstractFileSystem, run_root: str) -> dict[str, int]:
     found = fs.find(run_root, detail=True)
     prefix = fs._strip_protocol(run_root).rstrip("/") + "/"
     return {path.removeprefix(prefix): int(info.get("size") or 0) for path, info in found.items()}
+
+
+def write(store: str, workflow_id: str, name: str, data: bytes) -> None:
+    fs, root = _open(store)
+    with reaching(store):
+        fs.pipe_file(f"{root.rstrip('/')}/{workflow_id}/{name}", data)
 
 
 def read(store: str, workflow_id: str, name: str) -> bytes:

@@ -73,6 +73,11 @@ class DbtFlags(BaseModel):
     warn_error: bool = False
     warn_error_options: dict[str, Any] | None = None
     indirect_selection: str | None = None
+    # The earlier run whose manifest `state:` selectors compare with: as the user named it in a plan
+    # request (e.g. "last-success"), as the plan fixed it (a workflow id, URL or directory) in a node's.
+    state: str | None = None
+    # Unbuilt parents of the selected nodes are read from the state run's relations.
+    defer: bool = False
 
     @classmethod
     def of(cls, run: DbtRunInput) -> DbtFlags:
@@ -82,6 +87,8 @@ class DbtFlags(BaseModel):
             warn_error=run.warn_error,
             warn_error_options=run.warn_error_options,
             indirect_selection=run.indirect_selection,
+            state=run.state,
+            defer=run.defer,
         )
 
     def check(self, command: str) -> None:
@@ -96,6 +103,8 @@ class DbtFlags(BaseModel):
             raise BadRunInput(
                 f"--indirect-selection takes {', '.join(INDIRECT_SELECTION_MODES)}; got '{self.indirect_selection}'"
             )
+        if self.defer and not self.state:
+            raise BadRunInput("--defer needs --state (the run to defer to), as in dbt; e.g. --state last-success")
         if self.warn_error and self.warn_error_options is not None:
             raise BadRunInput("--warn-error and --warn-error-options contradict each other; give one of them")
         for key, value in (self.warn_error_options or {}).items():
@@ -141,6 +150,10 @@ class DbtRunInput(BaseModel):
     warn_error: bool = False
     warn_error_options: dict[str, Any] | None = None
     indirect_selection: str | None = None
+    # dbt's --state and --defer: "last-success" or "last" (this project and target's latest run kept in
+    # the artifact store), a run's workflow id, a store URL of a run, or a directory on the workers.
+    state: str | None = None
+    defer: bool = False
     env: dict[str, str] | None = None
     hooks: dict[str, Any] | None = None
     # How many nodes of this run may execute at once; the profile's `threads` when unset.
@@ -256,6 +269,8 @@ class Plan(BaseModel):
     search_attributes: dict[str, str] = Field(default_factory=dict)
     # What the run keeps in the artifact store when it ends; None keeps nothing.
     artifacts: ArtifactOptions | None = None
+    # The run's --state as planning fixed it: the workflow id, URL or directory whose manifest was used.
+    state: str | None = None
 
     @property
     def selected(self) -> list[str]:

@@ -432,6 +432,8 @@ def run_input(
         warn_error=selection.warn_error,
         warn_error_options=_warn_error_options(selection.warn_error_options),
         indirect_selection=selection.indirect_selection,
+        state=selection.state,
+        defer=selection.defer,
         env=parse_env(env, env_file),
         threads=threads,
     )
@@ -479,6 +481,8 @@ class SelectionFlags:
     store_failures: bool = False
     warn_error: bool = False
     warn_error_options: str | None = None
+    state: str | None = None
+    defer: bool = False
 
 
 SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
@@ -501,6 +505,14 @@ StoreFailuresOption = typer.Option(
     False, "--store-failures", help="Keep each failing test's rows in a table (build, test)."
 )
 WarnErrorOption = typer.Option(False, "--warn-error", help="Treat dbt's warnings as errors (warning tests fail).")
+StateOption = typer.Option(
+    None,
+    "--state",
+    metavar="RUN",
+    help="The earlier run that state: selectors compare with: last-success, last (this project and target's "
+    "latest runs kept in the artifact store), a workflow id, a store URL of a run, or a directory on the workers.",
+)
+DeferOption = typer.Option(False, "--defer", help="Read unbuilt parents from the --state run's relations, as in dbt.")
 WarnErrorOptionsOption = typer.Option(
     None,
     "--warn-error-options",
@@ -601,6 +613,8 @@ def submit(
     store_failures: bool = StoreFailuresOption,
     warn_error: bool = WarnErrorOption,
     warn_error_options: str = WarnErrorOptionsOption,
+    state: str = StateOption,
+    defer: bool = DeferOption,
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -624,7 +638,7 @@ def submit(
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
     selection = SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options,
+        warn_error_options, state, defer,
     )  # fmt: skip
     run = run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection

@@ -103,6 +103,8 @@ def create(
     store_failures: bool = cli.StoreFailuresOption,
     warn_error: bool = cli.WarnErrorOption,
     warn_error_options: str = cli.WarnErrorOptionsOption,
+    state: str = cli.StateOption,
+    defer: bool = cli.DeferOption,
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
@@ -111,7 +113,7 @@ def create(
     window = _duration(catchup_window)
     selection = cli.SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options,
+        warn_error_options, state, defer,
     )  # fmt: skip
     run = cli.run_input(
         command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection

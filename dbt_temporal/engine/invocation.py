@@ -15,13 +15,14 @@ import copy
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dbt.contracts.graph.nodes import CompiledNode
 from dbt.node_types import NodeType
 
 from dbt_temporal.contract import InvocationSpec
-from dbt_temporal.engine.isolation import ActiveState, RunIdentity
+from dbt_temporal.engine.isolation import ActiveState, RunIdentity, activated
 from dbt_temporal.engine.planner import TASKS, run_flags
 from dbt_temporal.engine.session import DbtSession
 
@@ -73,10 +74,15 @@ class _RunNodes(dict):  # type: ignore[type-arg]
 
 
 def run_manifest(shared: Any) -> Any:
-    """A view of the session's manifest for one run: shared lookups, the run's own compiled nodes."""
+    """A view of the session's manifest for one run: shared lookups, the run's own compiled nodes.
+
+    Its node and function maps are the run's own, so --defer (which replaces entries with copies that
+    point at the state run's relations) changes only this run's view.
+    """
     view = object.__new__(type(shared))
     view.__dict__.update(shared.__dict__)
     view.nodes = _RunNodes(shared.nodes)
+    view.functions = dict(shared.functions)
     return view
 
 
@@ -112,13 +118,18 @@ class Invocation:
         return ActiveState(flags=self.flags, adapter=self.session.adapter, env=self.session.env, run=self.run)
 
 
-def open_invocation(session: DbtSession, command: str, spec: InvocationSpec) -> Invocation:
-    flags = run_flags(session, command, spec.flags)
+def open_invocation(
+    session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None
+) -> Invocation:
+    flags = run_flags(session, command, spec.flags, state_dir)
     config = copy.copy(session.config)
     config.args = flags
     manifest = run_manifest(session.manifest)
     task = TASKS[command](flags, config, manifest)
     _own_hook_copies(task)
+    if spec.flags.defer:
+        with activated(ActiveState(flags=flags, adapter=session.adapter, env=session.env)):
+            task.defer_to_manifest()
     return Invocation(
         session=session,
         run=RunIdentity(invocation_id=spec.invocation_id, started_at=spec.run_started_at),
@@ -158,13 +169,15 @@ class InvocationCache:
         self._items: OrderedDict[tuple[str, str, str], Invocation] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, session: DbtSession, command: str, spec: InvocationSpec) -> Invocation:
+    def get(
+        self, session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None
+    ) -> Invocation:
         key = (session.key, command, spec.invocation_id)
         with self._lock:
             invocation = self._items.get(key)
             # A session evicted and parsed again is a new object: the run continues on the new one.
             if invocation is None or invocation.session is not session:
-                invocation = open_invocation(session, command, spec)
+                invocation = open_invocation(session, command, spec, state_dir)
                 self._items[key] = invocation
             self._items.move_to_end(key)
             while len(self._items) > self.limit:

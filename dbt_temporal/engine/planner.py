@@ -8,6 +8,7 @@ behaves exactly as on the dbt command line.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -63,9 +64,13 @@ def selection_args(request: PlanRequest) -> list[str]:
     return args
 
 
-def flag_args(flags: DbtFlags) -> list[str]:
-    """The run's dbt flags as dbt's command line spells them."""
+def flag_args(flags: DbtFlags, state_dir: Path | None = None) -> list[str]:
+    """The run's dbt flags as dbt's command line spells them; `state_dir` is where its --state was fetched."""
     args: list[str] = []
+    if state_dir is not None:
+        args += ["--state", str(state_dir)]
+    if flags.defer:
+        args.append("--defer")
     if flags.empty:
         args.append("--empty")
     if flags.store_failures:
@@ -79,19 +84,21 @@ def flag_args(flags: DbtFlags) -> list[str]:
     return args
 
 
-def run_flags(session: DbtSession, command: str, flags: DbtFlags) -> Any:
+def run_flags(session: DbtSession, command: str, flags: DbtFlags, state_dir: Path | None = None) -> Any:
     """dbt's Flags for one run's command and dbt flags, without its selection."""
-    return session.command_flags(dbt_command_name(command), *flag_args(flags))
+    return session.command_flags(dbt_command_name(command), *flag_args(flags, state_dir))
 
 
 def dbt_command_name(command: str) -> str:
     return "ls" if command == "list" else command
 
 
-def make_task(session: DbtSession, request: PlanRequest) -> Any:
+def make_task(session: DbtSession, request: PlanRequest, state_dir: Path | None = None) -> Any:
     """One of dbt's own task objects, wired to the session's warm manifest and graph."""
     command = request.command
-    flags = session.command_flags(dbt_command_name(command), *selection_args(request), *flag_args(request.flags))
+    flags = session.command_flags(
+        dbt_command_name(command), *selection_args(request), *flag_args(request.flags, state_dir)
+    )
     task = TASKS[command](flags, session.config, session.manifest)
     task.graph = session.graph(with_test_edges=command == "build")
     return task, flags
@@ -101,11 +108,13 @@ def make_task(session: DbtSession, request: PlanRequest) -> Any:
 HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot")
 
 
-def plan_selection(session: DbtSession, request: PlanRequest, project_config: ProjectConfig) -> Plan:
+def plan_selection(
+    session: DbtSession, request: PlanRequest, project_config: ProjectConfig, state_dir: Path | None = None
+) -> Plan:
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
-        task, flags = make_task(session, request)
+        task, flags = make_task(session, request, state_dir)
         # dbt resolves `path:` selectors against the project root it sets for its task, as here.
         with activated(session.state(flags)), task_contextvars(project_root=session.config.project_root):
             queue = task.get_graph_queue()

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from dbt_common.exceptions import DbtBaseException
@@ -49,10 +50,13 @@ from dbt_temporal.engine.hooks import run_project_hooks
 from dbt_temporal.engine.invocation import Invocation, InvocationCache, ManifestMismatch, check_manifest
 from dbt_temporal.engine.planner import plan_selection, run_flags
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
+from dbt_temporal.engine.session import DbtSession
 from dbt_temporal.redaction import redact
+from dbt_temporal.worker import run_state
 from dbt_temporal.worker.artifacts import store_run
 from dbt_temporal.worker.plan_size import ensure_plan_fits
 from dbt_temporal.worker.project_sources import ProjectSources
+from dbt_temporal.worker.run_state import StateNotFound
 
 HEARTBEAT_EVERY_SECONDS = 2.0
 # How long a cancelled node may take to wind down once its query was cancelled.
@@ -60,7 +64,7 @@ CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
 log = logging.getLogger("dbtt.worker")
 # Failures of the project or the request, not of the moment: reported at once, never retried.
-CONFIGURATION_ERRORS = (UnknownProject, ManifestMismatch, BadRunInput, DbtBaseException)
+CONFIGURATION_ERRORS = (UnknownProject, ManifestMismatch, BadRunInput, StateNotFound, DbtBaseException)
 
 
 async def _wind_down(future: asyncio.Future[object]) -> None:
@@ -199,12 +203,15 @@ class DbtActivities:
             source = self.sources.check(project.path) if self.sources else None
             reparsed_seconds = self.pool.refresh(request.session)
             with self.pool.lease(request.session) as session:
-                plan = plan_selection(session, request, project.config)
+                location = self._fixed_state(request, session)
+                state_dir = self._state_dir(location)
+                plan = plan_selection(session, request, project.config, state_dir)
+                plan.state = location
                 plan.reparsed_seconds = reparsed_seconds
                 if source is not None:
                     plan.project_revision, plan.source_note = source.revision, source.note
                 if request.command not in LISTING_COMMANDS:
-                    ensure_schemas(session, run_flags(session, request.command, request.flags))
+                    ensure_schemas(session, run_flags(session, request.command, request.flags, state_dir))
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
             )
@@ -220,7 +227,20 @@ class DbtActivities:
         """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
         with self.pool.lease(session_spec, spec.manifest_digest) as session:
             check_manifest(session, spec.manifest_digest)
-            yield self.invocations.get(session, command, spec)
+            yield self.invocations.get(session, command, spec, self._state_dir(spec.flags.state))
+
+    def _fixed_state(self, request: PlanRequest, session: DbtSession) -> str | None:
+        """The run's --state as a location every worker resolves alike (last-success: a workflow id)."""
+        if request.flags.state is None:
+            return None
+        config = session.config
+        return run_state.resolve(request.flags.state, self.artifacts, config.project_name, config.target_name)
+
+    def _state_dir(self, location: str | None) -> Path | None:
+        """Where the run's --state (fixed by its plan) is on this worker, fetched on first use."""
+        if location is None:
+            return None
+        return run_state.fetch(location, self.artifacts, self.pool.work_root / "state")
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:

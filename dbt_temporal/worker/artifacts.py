@@ -10,10 +10,17 @@ from pathlib import Path
 from dbt_temporal import artifact_store
 from dbt_temporal.artifact_store import LOG, MANIFEST, RUN_RESULTS
 from dbt_temporal.config.settings import WorkerSettings
-from dbt_temporal.contract import ArtifactOptions, StoreArtifactsRequest, StoredArtifacts
+from dbt_temporal.contract import (
+    EXECUTING_COMMANDS,
+    ArtifactOptions,
+    NodeStatus,
+    StoreArtifactsRequest,
+    StoredArtifacts,
+)
 from dbt_temporal.engine.artifacts import write_dbt_artifacts
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.redaction import redact
+from dbt_temporal.worker.run_state import record_latest
 
 
 def artifact_options(settings: WorkerSettings) -> ArtifactOptions | None:
@@ -40,10 +47,15 @@ def store_run(
         if options.dbt_artifacts:
             with invocation() as run:
                 write_dbt_artifacts(run, request.results, request.elapsed_time, staging)
+                project, target = run.session.config.project_name, run.session.config.target_name
         if options.run_log:
             (staging / LOG).write_text("".join(f"{line}\n" for line in request.log))
         _mask_secrets(staging, secrets)
         artifact_store.upload(staging, options.store, request.workflow_id)
+    if options.dbt_artifacts and request.command in EXECUTING_COMMANDS:
+        # What a later run's --state last / last-success compares with.
+        succeeded = all(result.status == NodeStatus.success for result in request.results)
+        record_latest(options.store, project, target, request.workflow_id, succeeded)
 
     def place(name: str) -> str:
         return artifact_store.location(options.store, request.workflow_id, name)

@@ -215,7 +215,8 @@ class DbtRunWorkflow:
             invocation_id=carryover.invocation_id,
             run_started_at=carryover.started_at,
             manifest_digest=carryover.plan.manifest_digest,
-            flags=DbtFlags.of(run),
+            # The state as the plan fixed it, so every node compares with (and defers to) the same run.
+            flags=DbtFlags.of(run).model_copy(update={"state": carryover.plan.state}),
         )
 
     async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
@@ -351,6 +352,8 @@ class DbtRunWorkflow:
             self._say(plan.source_note)
         if plan.reparsed_seconds is not None:
             self._say(runlog.reparsed_line(plan.reparsed_seconds))
+        if plan.state is not None:
+            self._say(runlog.state_line(plan.state, run.defer))
         if run.command not in LISTING_COMMANDS:
             self._say(*runlog.header_lines(__version__, plan.project_summary, threads, plan.target, len(plan.nodes)))
         return Carryover(

@@ -37,6 +37,11 @@ def reparsed_line(seconds: float) -> str:
     return f"project changed; re-parsed in {seconds:.2f} s"
 
 
+def state_line(location: str, defer: bool) -> str:
+    deferring = "; unbuilt parents read from its relations" if defer else ""
+    return f"State: comparing with {location}{deferring}"
+
+
 def header_lines(version: str, project_summary: str, threads: int, target: str, total: int) -> list[str]:
     return [
         f"Running with dbtt={version}",
