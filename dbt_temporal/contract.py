@@ -23,7 +23,8 @@ STATUS_ATTRIBUTE = "DbtStatus"
 STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 
 # Commands that execute nodes, and the ones that only describe the selection.
-EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile")
+FRESHNESS_COMMAND = "source freshness"
+EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile", FRESHNESS_COMMAND)
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 
@@ -332,6 +333,14 @@ class TimingEntry(BaseModel):
     completed_at: str | None = None
 
 
+class SourceFreshness(BaseModel):
+    """What `source freshness` measured for a source (dbt's sources.json keeps it)."""
+
+    max_loaded_at: datetime
+    snapshotted_at: datetime
+    age: float
+
+
 class NodeResult(BaseModel):
     unique_id: str
     status: NodeStatus
@@ -343,6 +352,8 @@ class NodeResult(BaseModel):
     timing: list[TimingEntry] = Field(default_factory=list)
     failures: int | None = None
     compiled_code: str | None = None
+    # Set for a source checked by `source freshness`.
+    freshness: SourceFreshness | None = None
     # A retry that found its data change committed by an earlier attempt, and did not apply it again.
     previously_committed: bool = False
     thread_id: str | None = None

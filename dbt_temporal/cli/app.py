@@ -545,11 +545,29 @@ def parse_hooks(raw: str | None, no_hooks: bool) -> dict[str, Any] | None:
     return data
 
 
-def _complete_command(incomplete: str) -> list[str]:
-    return [command for command in COMMANDS if command.startswith(incomplete)]
+def _complete_command(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Word by word: `s<Tab>` offers seed, snapshot and source; `source <Tab>` offers freshness."""
+    typed = list(ctx.params.get("command") or [])
+    offered = []
+    for command in COMMANDS:
+        words = command.split()
+        if words[: len(typed)] == typed and len(words) > len(typed) and words[len(typed)].startswith(incomplete):
+            offered.append(words[len(typed)])
+    return list(dict.fromkeys(offered))
 
 
-CommandArgument = typer.Argument("build", autocompletion=_complete_command, help=f"dbt command: {', '.join(COMMANDS)}.")
+CommandArgument = typer.Argument(
+    None,
+    metavar="COMMAND",
+    autocompletion=_complete_command,
+    show_default=False,
+    help=f"dbt command (default build): {', '.join(COMMANDS)}.",
+)
+
+
+def command_of(words: list[str] | None) -> str:
+    """The dbt command as typed, one word or two (`source freshness`)."""
+    return " ".join(words) if words else "build"
 SelectOption = typer.Option(
     None, "--select", "-s", metavar="SELECTOR", help="dbt node selection, as in dbt (space-separated union)."
 )
@@ -594,7 +612,7 @@ ThreadsOption = typer.Option(
 
 @app.command()
 def submit(
-    command: str = CommandArgument,
+    command: list[str] = CommandArgument,
     select: str = SelectOption,
     exclude: str = ExcludeOption,
     vars_: str = VarsOption,
@@ -641,8 +659,9 @@ def submit(
         warn_error_options, state, defer,
     )  # fmt: skip
     run = run_input(
-        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
-    )
+        command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,
+        selection,
+    )  # fmt: skip
     run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run, _local_project(settings))
     started: list[str] = []
@@ -769,7 +788,7 @@ async def _watch_existing(client: Client, workflow_id: str, output: OutputFormat
 
 @app.command()
 def dev(
-    command: str = CommandArgument,
+    command: list[str] = CommandArgument,
     select: str = SelectOption,
     exclude: str = ExcludeOption,
     vars_: str = VarsOption,
@@ -792,7 +811,7 @@ def dev(
     settings, sources = _fetch_projects(settings)
     _check_projects(settings)
     run = run_input(
-        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
+        command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
     )
     logging.basicConfig(level=logging.WARNING)
 

@@ -80,7 +80,7 @@ def _on_schedule(name: str, action) -> None:  # noqa: ANN001 - a coroutine funct
 @schedule_app.command()
 def create(
     name: str = NameArgument,
-    command: str = cli.CommandArgument,
+    command: list[str] = cli.CommandArgument,
     cron: list[str] = CronOption,
     overlap: str = OverlapOption,
     catchup_window: str = CatchupOption,
@@ -116,8 +116,9 @@ def create(
         warn_error_options, state, defer,
     )  # fmt: skip
     run = cli.run_input(
-        command, select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads, selection
-    )
+        cli.command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project,
+        threads, selection,
+    )  # fmt: skip
     queue = cli.load_settings(temporal_task_queue=task_queue).temporal_task_queue
     _on_schedule(
         name, lambda client: schedules.create_schedule(client, name, run, queue, cron, overlap, window, paused)

@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbt.artifacts.schemas.freshness import FreshnessResult, PartialSourceFreshnessResult, SourceFreshnessResult
+from dbt.artifacts.schemas.results import FreshnessStatus, TimingInfo
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
-from dbt.artifacts.schemas.results import TimingInfo
 from dbt.artifacts.schemas.run import RunExecutionResult, RunResult
 from dbt.contracts.graph.nodes import CompiledNode
 from dbt.utils import args_to_dict
 
-from dbt_temporal.artifact_store import COMPILED, MANIFEST, RUN_RESULTS
-from dbt_temporal.contract import NodeResult
+from dbt_temporal.artifact_store import COMPILED, MANIFEST, RUN_RESULTS, SOURCES
+from dbt_temporal.contract import FRESHNESS_COMMAND, NodeResult
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.planner import manifest_entry
@@ -93,8 +94,11 @@ def run_args(invocation: Invocation) -> dict[str, Any]:
 
 def write_dbt_artifacts(
     invocation: Invocation, results: list[NodeResult], elapsed_time: float, directory: Path
-) -> None:
-    """Write run_results.json, manifest.json and compiled/<package>/<path> for the run into `directory`."""
+) -> list[str]:
+    """Write run_results.json (sources.json for `source freshness`), manifest.json and
+    compiled/<package>/<path> for the run into `directory`; returns the names of dbt's two files."""
+    if invocation.command == FRESHNESS_COMMAND:
+        return _write_freshness(invocation, results, elapsed_time, directory)
     nodes: dict[str, Any] = {}
     dbt_results = []
     for result in results:
@@ -116,6 +120,50 @@ def write_dbt_artifacts(
         path = directory / node.get_target_write_path("", COMPILED)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(node.compiled_code)
+    return [RUN_RESULTS, MANIFEST]
+
+
+def _write_freshness(
+    invocation: Invocation, results: list[NodeResult], elapsed_time: float, directory: Path
+) -> list[str]:
+    """sources.json as `dbt source freshness` writes it (what `source_status:` selectors read)."""
+    checked = [
+        _freshness_result(result, invocation.session.manifest.sources[result.unique_id])
+        for result in results
+        if result.unique_id in invocation.session.manifest.sources
+    ]
+    generated_at = datetime.now(UTC).replace(tzinfo=None)
+    with activated(invocation.state()):
+        FreshnessResult.from_node_results(checked, elapsed_time, generated_at).write(str(directory / SOURCES))
+        _writable_manifest(invocation, {}, generated_at).write(str(directory / MANIFEST))
+    return [SOURCES, MANIFEST]
+
+
+def _freshness_result(result: NodeResult, source: Any) -> Any:
+    run = dbt_run_result(result, source)
+    try:
+        status = FreshnessStatus(result.dbt_status)
+    except ValueError:  # dbtt's own `cancelled`: the check did not finish
+        status = FreshnessStatus.RuntimeErr
+    common = {
+        "status": status,
+        "timing": run.timing,
+        "thread_id": run.thread_id,
+        "execution_time": run.execution_time,
+        "adapter_response": run.adapter_response,
+        "message": run.message,
+        "failures": run.failures,
+        "node": source,
+    }
+    measured = result.freshness
+    if measured is None:
+        return PartialSourceFreshnessResult(**common)
+    return SourceFreshnessResult(
+        **common,
+        max_loaded_at=measured.max_loaded_at,
+        snapshotted_at=measured.snapshotted_at,
+        age=measured.age,
+    )
 
 
 def _writable_manifest(invocation: Invocation, compiled: dict[str, Any], generated_at: datetime) -> Any:

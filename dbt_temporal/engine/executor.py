@@ -10,7 +10,7 @@ from typing import Any
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.task.run import MicrobatchModelRunner
 
-from dbt_temporal.contract import NodeResult, NodeStatus, TimingEntry
+from dbt_temporal.contract import NodeResult, NodeStatus, SourceFreshness, TimingEntry
 from dbt_temporal.engine.commit_markers import CommitMarkers, MarkerSettings, rerun_hazard, run_after_commit_hooks
 from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_copy
 from dbt_temporal.engine.isolation import activated
@@ -202,7 +202,17 @@ def to_node_result(dbt_result: Any, node: Any, started: float, finished: float) 
         failures=dbt_result.failures,
         # A unit test runs a node built from its definition: the SQL is on the result's node.
         compiled_code=getattr(dbt_result.node, "compiled_code", None) or getattr(node, "compiled_code", None),
+        freshness=_freshness(dbt_result),
         thread_id=threading.current_thread().name,
         started_at=started,
         completed_at=finished,
+    )
+
+
+def _freshness(dbt_result: Any) -> SourceFreshness | None:
+    """What a `source freshness` check measured; a check that failed to run measured nothing."""
+    if getattr(dbt_result, "max_loaded_at", None) is None:
+        return None
+    return SourceFreshness(
+        max_loaded_at=dbt_result.max_loaded_at, snapshotted_at=dbt_result.snapshotted_at, age=dbt_result.age
     )

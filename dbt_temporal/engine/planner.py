@@ -16,6 +16,7 @@ from dbt.compilation import _generate_stats
 from dbt.node_types import NodeType, RunHookType
 from dbt.task.build import BuildTask
 from dbt.task.compile import CompileTask
+from dbt.task.freshness import FreshnessTask
 from dbt.task.list import ListTask
 from dbt.task.printer import get_counts
 from dbt.task.run import RunTask
@@ -26,7 +27,15 @@ from dbt_common.events.contextvars import task_contextvars
 from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import ProjectConfig
-from dbt_temporal.contract import DbtFlags, Plan, PlannedNode, PlanRequest, check_resource_types, check_selection
+from dbt_temporal.contract import (
+    FRESHNESS_COMMAND,
+    DbtFlags,
+    Plan,
+    PlannedNode,
+    PlanRequest,
+    check_resource_types,
+    check_selection,
+)
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.session import DbtSession
 
@@ -37,6 +46,7 @@ TASKS: dict[str, type] = {
     "seed": SeedTask,
     "snapshot": SnapshotTask,
     "compile": CompileTask,
+    FRESHNESS_COMMAND: FreshnessTask,
     "ls": ListTask,
     "list": ListTask,
 }
@@ -104,8 +114,9 @@ def make_task(session: DbtSession, request: PlanRequest, state_dir: Path | None 
     return task, flags
 
 
-# Commands whose dbt task runs the project's on-run-start / on-run-end hooks (RunTask and its subclasses).
-HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot")
+# Commands whose dbt task runs the project's on-run-start / on-run-end hooks (RunTask and its subclasses);
+# `source freshness` runs them unless the project's flags turn that off.
+HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot", FRESHNESS_COMMAND)
 
 
 def plan_selection(
@@ -146,6 +157,8 @@ def plan_selection(
 
 def _project_hooks(session: DbtSession, command: str) -> tuple[list[Any], list[Any]]:
     if command not in HOOK_COMMANDS:
+        return [], []
+    if command == FRESHNESS_COMMAND and not getattr(session.flags, "SOURCE_FRESHNESS_RUN_PROJECT_HOOKS", True):
         return [], []
     hooks = [node for node in session.manifest.nodes.values() if node.resource_type == NodeType.Operation]
     return (
@@ -264,6 +277,8 @@ def describe(node: Any) -> str:
         return f"{language} {_materialization(node)} model {target}"
     if resource_type == NodeType.Seed:
         return f"seed file {target}"
+    if resource_type == NodeType.Source:
+        return f"freshness of {node.source_name}.{node.name}"
     return f"{str(resource_type).replace('_', ' ')} {target}"
 
 

@@ -69,7 +69,7 @@ def make_flags(
     rendered env values).
     """
     args = [
-        command,
+        *command.split(),  # "source freshness" is two words on dbt's command line
         "--project-dir",
         str(project_dir),
         "--profiles-dir",

@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from dbt_temporal import artifact_store
-from dbt_temporal.artifact_store import LOG, MANIFEST, RUN_RESULTS
+from dbt_temporal.artifact_store import LOG
 from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import (
     EXECUTING_COMMANDS,
@@ -42,11 +42,12 @@ def store_run(
     Every attempt writes the whole record again, so a retry after a partial upload ends complete.
     """
     options = request.options
+    written: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dbtt-artifacts-") as staging_dir:
         staging = Path(staging_dir)
         if options.dbt_artifacts:
             with invocation() as run:
-                write_dbt_artifacts(run, request.results, request.elapsed_time, staging)
+                written = write_dbt_artifacts(run, request.results, request.elapsed_time, staging)
                 project, target = run.session.config.project_name, run.session.config.target_name
         if options.run_log:
             (staging / LOG).write_text("".join(f"{line}\n" for line in request.log))
@@ -61,7 +62,7 @@ def store_run(
         return artifact_store.location(options.store, request.workflow_id, name)
 
     return StoredArtifacts(
-        artifacts=[place(RUN_RESULTS), place(MANIFEST)] if options.dbt_artifacts else [],
+        artifacts=[place(name) for name in written],
         log_path=place(LOG) if options.run_log else None,
     )
 

@@ -69,10 +69,16 @@ def _test_word(result: NodeResult) -> str:
     return word
 
 
+# dbt's words for a source's freshness: "error" means the source is stale, "runtime error" the check failed.
+_FRESHNESS_WORDS = {"pass": "PASS", "warn": "WARN", "error": "ERROR STALE", "runtime error": "ERROR"}
+
+
 def _verb(node: PlannedNode, result: NodeResult) -> str:
     dbt_status = result.dbt_status
     if node.resource_type in ("test", "unit_test"):
         return f"{_test_word(result)} {_subject(node)}"
+    if node.resource_type == "source":
+        return f"{_FRESHNESS_WORDS.get(dbt_status, dbt_status.upper())} {node.description}"
     if result.status == NodeStatus.error:
         return f"ERROR creating {node.description}"
     if node.resource_type == "seed":
@@ -91,6 +97,8 @@ def finish_line(index: int, total: int, node: PlannedNode, result: NodeResult) -
         return f"{index} of {total} CANCEL {node.description}"
     if node.resource_type in ("test", "unit_test"):
         label = _test_word(result)
+    elif node.resource_type == "source":
+        label = _FRESHNESS_WORDS.get(result.dbt_status, result.dbt_status.upper())
     elif result.status == NodeStatus.error:
         label = "ERROR"
     else:
