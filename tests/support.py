@@ -89,6 +89,17 @@ async def _connect(address: str) -> Client:
     return await Client.connect(address, data_converter=data_converter)
 
 
+def shop_worker_keeping_artifacts(address: str, project: Path, base: Path) -> WorkerProcess:
+    """A started worker for a copy of the shop example whose runs keep dbt's artifacts under `base`."""
+    env = {
+        "DBT_PROJECT_DIR": str(project),
+        "SHOP_DUCKDB_PATH": str(base / "shop.duckdb"),
+        "WRITE_ARTIFACTS": "true",
+        "ARTIFACT_STORE": str(base / "store"),
+    }
+    return WorkerProcess(address=address, env=env).start()
+
+
 def run_and_wait(worker: WorkerProcess, run: DbtRunInput, workflow_id: str | None = None) -> RunView:
     """Start a run on the worker's queue and return its final view (what `dbtt status` shows)."""
     workflow_id = workflow_id or f"test-{uuid.uuid4().hex[:10]}"

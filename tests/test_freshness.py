@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dbt_temporal.client.devserver import DevServer
-from tests.support import BIN, EXAMPLES, WorkerProcess, copy_project, dbtt
+from tests.support import BIN, EXAMPLES, copy_project, dbtt, shop_worker_keeping_artifacts
 
 SOURCES_YML = """
 version: 2
@@ -72,13 +72,7 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     expected = json.loads((reference / "target" / "sources.json").read_text())
 
     project = with_feeds(base / "project")
-    env = {
-        "DBT_PROJECT_DIR": str(project),
-        "SHOP_DUCKDB_PATH": str(base / "dbtt.duckdb"),
-        "WRITE_ARTIFACTS": "true",
-        "ARTIFACT_STORE": str(base / "store"),
-    }
-    worker = WorkerProcess(address=temporal.address, env=env).start()
+    worker = shop_worker_keeping_artifacts(temporal.address, project, base)
     client = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
     try:
         assert dbtt("submit", "run", "-s", "path:models/feeds", env=client).returncode == 0

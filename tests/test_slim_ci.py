@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dbt_temporal.client.devserver import DevServer
-from tests.support import BIN, EXAMPLES, WorkerProcess, copy_project, dbtt, table_rows
+from tests.support import BIN, EXAMPLES, WorkerProcess, copy_project, dbtt, shop_worker_keeping_artifacts, table_rows
 
 CHANGED = "model.shop.stg_orders"
 
@@ -31,13 +31,7 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (project / "profiles.yml").write_text(
         profile.replace("schema: main", "schema: \"{{ env_var('SHOP_SCHEMA', 'main') }}\"")
     )
-    env = {
-        "DBT_PROJECT_DIR": str(project),
-        "SHOP_DUCKDB_PATH": str(base / "shop.duckdb"),
-        "WRITE_ARTIFACTS": "true",
-        "ARTIFACT_STORE": str(base / "store"),
-    }
-    worker = WorkerProcess(address=temporal.address, env=env).start()
+    worker = shop_worker_keeping_artifacts(temporal.address, project, base)
     try:
         first = submit(worker, "build")
         # The change a pull request makes: one staging model's SQL.
@@ -59,7 +53,7 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
     finally:
         worker.stop()
     yield {
-        "env": env,
+        "env": worker.env,
         "project": project,
         "first": first,
         "state": state,
