@@ -24,7 +24,9 @@ STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 FRESHNESS_COMMAND = "source freshness"
-EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile", FRESHNESS_COMMAND)
+# Runs one macro (`dbtt submit run-operation MACRO --args YAML`): a plan of one node, the macro.
+RUN_OPERATION = "run-operation"
+EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile", FRESHNESS_COMMAND, RUN_OPERATION)
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 
@@ -46,6 +48,14 @@ def check_resource_types(flag: str, values: list[str] | None) -> None:
     unknown = sorted(set(values or []) - set(RESOURCE_TYPES))
     if unknown:
         raise BadRunInput(f"{flag} takes {', '.join(RESOURCE_TYPES)}; got {', '.join(unknown)}")
+
+
+def check_run_input(run: DbtRunInput) -> None:
+    """What the CLI and the workflow both refuse before planning."""
+    DbtFlags.of(run).check(run.command)
+    selecting = run.select or run.exclude or run.selector or run.resource_types or run.exclude_resource_types
+    if run.command == RUN_OPERATION and (selecting or run.unique_ids):
+        raise BadRunInput("run-operation runs one macro and takes no selection, as in dbt")
 
 
 def check_selection(flag: str, value: str | None) -> None:
@@ -79,6 +89,9 @@ class DbtFlags(BaseModel):
     state: str | None = None
     # Unbuilt parents of the selected nodes are read from the state run's relations.
     defer: bool = False
+    # run-operation's macro ([package.]name) and its keyword arguments.
+    macro: str | None = None
+    args: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, run: DbtRunInput) -> DbtFlags:
@@ -90,6 +103,8 @@ class DbtFlags(BaseModel):
             indirect_selection=run.indirect_selection,
             state=run.state,
             defer=run.defer,
+            macro=run.macro,
+            args=run.args,
         )
 
     def check(self, command: str) -> None:
@@ -104,6 +119,10 @@ class DbtFlags(BaseModel):
             raise BadRunInput(
                 f"--indirect-selection takes {', '.join(INDIRECT_SELECTION_MODES)}; got '{self.indirect_selection}'"
             )
+        if command == RUN_OPERATION and not self.macro:
+            raise BadRunInput("run-operation needs the macro to run: dbtt submit run-operation MACRO [--args YAML]")
+        if command != RUN_OPERATION and (self.macro or self.args is not None):
+            raise BadRunInput(f"a macro and --args go with run-operation, as in dbt; not with {command}")
         if self.defer and not self.state:
             raise BadRunInput("--defer needs --state (the run to defer to), as in dbt; e.g. --state last-success")
         if self.warn_error and self.warn_error_options is not None:
@@ -155,6 +174,9 @@ class DbtRunInput(BaseModel):
     # the artifact store), a run's workflow id, a store URL of a run, or a directory on the workers.
     state: str | None = None
     defer: bool = False
+    # run-operation's macro ([package.]name) and its keyword arguments, as dbt's --args takes them.
+    macro: str | None = None
+    args: dict[str, Any] | None = None
     env: dict[str, str] | None = None
     hooks: dict[str, Any] | None = None
     # How many nodes of this run may execute at once; the profile's `threads` when unset.
@@ -354,6 +376,8 @@ class NodeResult(BaseModel):
     compiled_code: str | None = None
     # Set for a source checked by `source freshness`.
     freshness: SourceFreshness | None = None
+    # What the node's `log(..., info=True)` calls printed (run-operation's output), for the run log.
+    log_lines: list[str] = Field(default_factory=list)
     # A retry that found its data change committed by an earlier attempt, and did not apply it again.
     previously_committed: bool = False
     thread_id: str | None = None

@@ -60,12 +60,13 @@ from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import (
     COMMANDS,
     INDIRECT_SELECTION_MODES,
+    RUN_OPERATION,
     STATUS_ATTRIBUTE,
     BadRunInput,
-    DbtFlags,
     DbtRunInput,
     DbtRunOutput,
     check_resource_types,
+    check_run_input,
     check_selection,
 )
 
@@ -410,8 +411,7 @@ def run_input(
     threads: int | None,
     selection: SelectionFlags | None = None,
 ) -> DbtRunInput:
-    if command not in COMMANDS:
-        fail(f"unknown dbt command '{command}'; use one of: {', '.join(COMMANDS)}")
+    command, macro = _command_and_macro(command)
     selection = selection or SelectionFlags()
     if (selection.resource_types or selection.exclude_resource_types) and command not in RESOURCE_TYPE_COMMANDS:
         fail(f"--resource-type and --exclude-resource-type go with {', '.join(RESOURCE_TYPE_COMMANDS)}, as in dbt")
@@ -430,10 +430,12 @@ def run_input(
         empty=selection.empty,
         store_failures=selection.store_failures,
         warn_error=selection.warn_error,
-        warn_error_options=_warn_error_options(selection.warn_error_options),
+        warn_error_options=_mapping("--warn-error-options", selection.warn_error_options),
         indirect_selection=selection.indirect_selection,
         state=selection.state,
         defer=selection.defer,
+        macro=macro,
+        args=_mapping("--args", selection.args),
         env=parse_env(env, env_file),
         threads=threads,
     )
@@ -443,26 +445,39 @@ def run_input(
         check_selection("--selector", selection.selector)
         check_resource_types("--resource-type", selection.resource_types)
         check_resource_types("--exclude-resource-type", selection.exclude_resource_types)
-        DbtFlags.of(run).check(command)
+        check_run_input(run)
     except BadRunInput as err:
         fail(str(err))
     return run
 
 
-def _warn_error_options(raw: str | None) -> dict[str, Any] | None:
-    """--warn-error-options as dbt takes it: a YAML or JSON mapping."""
+# dbt's commands that are not built yet: named, so that they are not called unknown.
+NOT_BUILT_COMMANDS = ("show", "docs generate", "clone")
+
+
+def _command_and_macro(command: str) -> tuple[str, str | None]:
+    """`run-operation MACRO` carries its macro; every other command is its words alone."""
+    first, _, rest = command.partition(" ")
+    if first == RUN_OPERATION:
+        return RUN_OPERATION, rest or None
+    if command in NOT_BUILT_COMMANDS:
+        fail(f"dbtt does not run `dbt {command}` yet; it runs: {', '.join(COMMANDS)}")
+    if command not in COMMANDS:
+        fail(f"unknown dbt command '{command}'; use one of: {', '.join(COMMANDS)}")
+    return command, None
+
+
+def _mapping(flag: str, raw: str | None) -> dict[str, Any] | None:
+    """A flag that takes a YAML or JSON mapping, as dbt's --args and --warn-error-options do."""
     if raw is None:
         return None
     try:
-        options = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
-        options = None
-    if not isinstance(options, dict):
-        fail(
-            "--warn-error-options takes a YAML or JSON mapping, e.g. "
-            "'{error: all, warn: [NoNodesForSelectionCriteria]}'"
-        )
-    return options
+        value = None
+    if not isinstance(value, dict):
+        fail(f"{flag} takes a YAML or JSON mapping, e.g. '{{key: value}}'; got '{raw}'")
+    return value
 
 
 # dbt's commands that take --resource-type / --exclude-resource-type.
@@ -483,6 +498,7 @@ class SelectionFlags:
     warn_error_options: str | None = None
     state: str | None = None
     defer: bool = False
+    args: str | None = None
 
 
 SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
@@ -512,6 +528,7 @@ StateOption = typer.Option(
     help="The earlier run that state: selectors compare with: last-success, last (this project and target's "
     "latest runs kept in the artifact store), a workflow id, a store URL of a run, or a directory on the workers.",
 )
+ArgsOption = typer.Option(None, "--args", metavar="YAML", help="run-operation's macro arguments, as in dbt.")
 DeferOption = typer.Option(False, "--defer", help="Read unbuilt parents from the --state run's relations, as in dbt.")
 WarnErrorOptionsOption = typer.Option(
     None,
@@ -633,6 +650,7 @@ def submit(
     warn_error_options: str = WarnErrorOptionsOption,
     state: str = StateOption,
     defer: bool = DeferOption,
+    args: str = ArgsOption,
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -656,7 +674,7 @@ def submit(
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
     selection = SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer,
+        warn_error_options, state, defer, args,
     )  # fmt: skip
     run = run_input(
         command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,

@@ -105,6 +105,7 @@ def create(
     warn_error_options: str = cli.WarnErrorOptionsOption,
     state: str = cli.StateOption,
     defer: bool = cli.DeferOption,
+    args: str = cli.ArgsOption,
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
@@ -113,7 +114,7 @@ def create(
     window = _duration(catchup_window)
     selection = cli.SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer,
+        warn_error_options, state, defer, args,
     )  # fmt: skip
     run = cli.run_input(
         cli.command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project,

@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbt.artifacts.resources.types import NodeType
 from dbt.artifacts.schemas.freshness import FreshnessResult, PartialSourceFreshnessResult, SourceFreshnessResult
 from dbt.artifacts.schemas.results import FreshnessStatus, TimingInfo
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.artifacts.schemas.run import RunExecutionResult, RunResult
-from dbt.contracts.graph.nodes import CompiledNode
+from dbt.contracts.files import FileHash
+from dbt.contracts.graph.nodes import CompiledNode, HookNode
 from dbt.utils import args_to_dict
 
 from dbt_temporal.artifact_store import COMPILED, MANIFEST, RUN_RESULTS, SOURCES
@@ -78,10 +80,31 @@ def compiled_node(node: Any, code: str) -> Any:
 
 
 def _known_node(invocation: Invocation, unique_id: str) -> Any | None:
+    manifest = invocation.session.manifest
+    if unique_id in manifest.macros:
+        return _operation_node(invocation, manifest.macros[unique_id])
     try:
-        return manifest_entry(invocation.session.manifest, unique_id)
+        return manifest_entry(manifest, unique_id)
     except KeyError:  # a hook failure the workflow reported itself has no manifest node
         return None
+
+
+def _operation_node(invocation: Invocation, macro: Any) -> HookNode:
+    """What dbt's run_results.json names for run-operation: an operation node standing for the macro."""
+    credentials = invocation.session.config.credentials
+    return HookNode(
+        alias=macro.name,
+        checksum=FileHash.from_contents(macro.unique_id),
+        database=credentials.database,
+        schema=credentials.schema,
+        resource_type=NodeType.Operation,
+        fqn=macro.unique_id.split("."),
+        name=macro.name,
+        unique_id=macro.unique_id,
+        package_name=macro.package_name,
+        path="",
+        original_file_path="",
+    )
 
 
 def run_args(invocation: Invocation) -> dict[str, Any]:

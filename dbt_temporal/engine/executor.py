@@ -9,11 +9,13 @@ from typing import Any
 
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
 from dbt.task.run import MicrobatchModelRunner
+from dbt_common.exceptions import DbtBaseException
 
-from dbt_temporal.contract import NodeResult, NodeStatus, SourceFreshness, TimingEntry
+from dbt_temporal.contract import RUN_OPERATION, NodeResult, NodeStatus, SourceFreshness, TimingEntry
 from dbt_temporal.engine.commit_markers import CommitMarkers, MarkerSettings, rerun_hazard, run_after_commit_hooks
 from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_copy
 from dbt_temporal.engine.isolation import activated
+from dbt_temporal.engine.macro_log import captured_log_lines
 from dbt_temporal.engine.planner import manifest_entry
 from dbt_temporal.engine.session import DbtSession
 
@@ -66,6 +68,8 @@ def run_node(
     attempt: int = 1,
     markers: MarkerSettings | None = None,
 ) -> NodeOutcome:
+    if invocation.command == RUN_OPERATION:
+        return run_macro(invocation, unique_id)
     session = invocation.session
     node = fresh_copy(manifest_entry(session.manifest, unique_id))
     hazard = rerun_hazard(node, session.spec.full_refresh)
@@ -74,7 +78,7 @@ def run_node(
         if committed is not None:
             return committed
     caught: list[BaseException] = []
-    with activated(invocation.state()):
+    with activated(invocation.state()), captured_log_lines() as log_lines:
         if running is not None:
             running.session = session
             running.thread_key = session.adapter.connections.get_thread_identifier()
@@ -90,7 +94,42 @@ def run_node(
         dbt_result = runner.run_with_hooks(invocation.manifest)
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
+    result.log_lines = log_lines
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def run_macro(invocation: Invocation, unique_id: str) -> NodeOutcome:
+    """run-operation: the macro with the run's --args, as dbt runs it; dbt's errors are the result's."""
+    session = invocation.session
+    macro = session.manifest.macros[unique_id]
+    caught: DbtBaseException | None = None
+    started = time.time()
+    with activated(invocation.state()), captured_log_lines() as log_lines:
+        with session.adapter.connection_named(f"macro_{macro.name}"):
+            session.adapter.clear_transaction()
+            try:
+                session.adapter.execute_macro(
+                    macro.name,
+                    project=macro.package_name,
+                    kwargs=invocation.flags.ARGS,
+                    macro_resolver=invocation.manifest,
+                )
+            except DbtBaseException as exc:
+                caught = exc
+    finished = time.time()
+    result = NodeResult(
+        unique_id=unique_id,
+        status=NodeStatus.error if caught else NodeStatus.success,
+        dbt_status="error" if caught else "success",
+        execution_time=finished - started,
+        message=str(caught) if caught else None,
+        failures=1 if caught else 0,
+        log_lines=log_lines,
+        thread_id=threading.current_thread().name,
+        started_at=started,
+        completed_at=finished,
+    )
+    return NodeOutcome(result=result, exception=caught)
 
 
 def _guard_rerun(

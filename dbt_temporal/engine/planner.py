@@ -20,6 +20,7 @@ from dbt.task.freshness import FreshnessTask
 from dbt.task.list import ListTask
 from dbt.task.printer import get_counts
 from dbt.task.run import RunTask
+from dbt.task.run_operation import RunOperationTask
 from dbt.task.seed import SeedTask
 from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
@@ -29,6 +30,8 @@ from dbt_common.events.format import pluralize
 from dbt_temporal.config.project_config import ProjectConfig
 from dbt_temporal.contract import (
     FRESHNESS_COMMAND,
+    RUN_OPERATION,
+    BadRunInput,
     DbtFlags,
     Plan,
     PlannedNode,
@@ -47,6 +50,7 @@ TASKS: dict[str, type] = {
     "snapshot": SnapshotTask,
     "compile": CompileTask,
     FRESHNESS_COMMAND: FreshnessTask,
+    RUN_OPERATION: RunOperationTask,
     "ls": ListTask,
     "list": ListTask,
 }
@@ -91,6 +95,10 @@ def flag_args(flags: DbtFlags, state_dir: Path | None = None) -> list[str]:
         args += ["--warn-error-options", json.dumps(flags.warn_error_options)]
     if flags.indirect_selection:
         args += ["--indirect-selection", flags.indirect_selection]
+    if flags.macro:
+        args.append(flags.macro)
+    if flags.args is not None:
+        args += ["--args", json.dumps(flags.args)]
     return args
 
 
@@ -122,6 +130,8 @@ HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot", FRESHNESS_COMMAND)
 def plan_selection(
     session: DbtSession, request: PlanRequest, project_config: ProjectConfig, state_dir: Path | None = None
 ) -> Plan:
+    if request.command == RUN_OPERATION:
+        return _plan(session, project_config, [_macro_node(session, request)], stat_line="1 macro")
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
@@ -138,20 +148,49 @@ def plan_selection(
     nodes = [_planned(session, uid, positions) for uid, positions in zip(order, reduced, strict=True)]
     start_hooks, end_hooks = _project_hooks(session, request.command)
     executed = [manifest_entry(session.manifest, uid) for uid in order] + start_hooks + end_hooks
+    plan = _plan(session, project_config, nodes, stat_line=get_counts(executed))
+    plan.not_run = sorted(selected - set(order))
+    plan.start_hooks, plan.end_hooks = len(start_hooks), len(end_hooks)
+    return plan
+
+
+def _plan(session: DbtSession, project_config: ProjectConfig, nodes: list[PlannedNode], stat_line: str) -> Plan:
     return Plan(
         project=session.config.project_name,
         target=session.config.target_name,
         threads=session.config.threads,
         nodes=nodes,
-        not_run=sorted(selected - set(order)),
         project_summary=_project_summary(session.manifest),
         manifest_digest=session.manifest_digest,
-        stat_line=get_counts(executed),
-        start_hooks=len(start_hooks),
-        end_hooks=len(end_hooks),
+        stat_line=stat_line,
         skip_nodes_if_on_run_start_fails=bool(getattr(session.flags, "skip_nodes_if_on_run_start_fails", False)),
         retry=project_config.retry,
         lifecycle_hooks=project_config.hooks,
+    )
+
+
+# run-operation's node is the macro itself (dbt has no resource type for that).
+MACRO_RESOURCE = "macro"
+
+
+def _macro_parts(macro: str) -> tuple[str | None, str]:
+    """dbt's reading of run-operation's MACRO: `package.name`, or a name searched in every package."""
+    package, dot, name = macro.partition(".")
+    return (package, name) if dot else (None, macro)
+
+
+def _macro_node(session: DbtSession, request: PlanRequest) -> PlannedNode:
+    """run-operation's one node: the macro, found as dbt finds it."""
+    request.flags.check(request.command)
+    package, name = _macro_parts(request.flags.macro or "")
+    macro = session.manifest.find_macro_by_name(name, session.config.project_name, package)
+    if macro is None:
+        raise BadRunInput(f"dbt could not find a macro with the name '{name}' in any package")
+    return PlannedNode(
+        unique_id=macro.unique_id,
+        name=macro.name,
+        resource_type=MACRO_RESOURCE,
+        description=f"macro {macro.package_name}.{macro.name}",
     )
 
 

@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         SessionSpec,
         StoreArtifactsRequest,
         StoredArtifacts,
+        check_run_input,
     )
     from dbt_temporal.workflow import runlog
     from dbt_temporal.workflow.lifecycle import LifecycleHookRunner, PreRunOutcome
@@ -328,7 +329,7 @@ class DbtRunWorkflow:
                 non_retryable=True,
             )
         try:
-            DbtFlags.of(run).check(run.command)
+            check_run_input(run)
         except BadRunInput as err:
             raise ApplicationError(str(err), type="InvalidInput", non_retryable=True) from None
         if run.hooks is not None:
@@ -442,8 +443,9 @@ class DbtRunWorkflow:
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
-            self._results[uid] = result
-            self._say(runlog.finish_line(self._index(uid), total, nodes[uid], result))
+            # What the node's macros logged goes to the run log, not on through history with its result.
+            self._results[uid] = result.model_copy(update={"log_lines": []}) if result.log_lines else result
+            self._say(*result.log_lines, runlog.finish_line(self._index(uid), total, nodes[uid], result))
             for skipped in scheduler.finish(uid, result.status):
                 record_skip(skipped, None)  # as in dbt's run_results: a skipped child has no message
             if run.fail_fast and result.status == NodeStatus.error:

@@ -79,6 +79,8 @@ def _verb(node: PlannedNode, result: NodeResult) -> str:
         return f"{_test_word(result)} {_subject(node)}"
     if node.resource_type == "source":
         return f"{_FRESHNESS_WORDS.get(dbt_status, dbt_status.upper())} {node.description}"
+    if node.resource_type == "macro":
+        return f"{'ERROR running' if result.status == NodeStatus.error else 'OK ran'} {node.description}"
     if result.status == NodeStatus.error:
         return f"ERROR creating {node.description}"
     if node.resource_type == "seed":
