@@ -26,7 +26,9 @@ STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 FRESHNESS_COMMAND = "source freshness"
 # Runs one macro (`dbtt submit run-operation MACRO --args YAML`): a plan of one node, the macro.
 RUN_OPERATION = "run-operation"
-EXECUTING_COMMANDS = ("build", "run", "test", "seed", "snapshot", "compile", FRESHNESS_COMMAND, RUN_OPERATION)
+EXECUTING_COMMANDS = (
+    "build", "run", "test", "seed", "snapshot", "compile", "clone", FRESHNESS_COMMAND, RUN_OPERATION,
+)  # fmt: skip
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 
@@ -123,6 +125,8 @@ class DbtFlags(BaseModel):
             raise BadRunInput("run-operation needs the macro to run: dbtt submit run-operation MACRO [--args YAML]")
         if command != RUN_OPERATION and (self.macro or self.args is not None):
             raise BadRunInput(f"a macro and --args go with run-operation, as in dbt; not with {command}")
+        if command == "clone" and not self.state:
+            raise BadRunInput("clone needs --state: the run whose relations it clones, e.g. --state last-success")
         if self.defer and not self.state:
             raise BadRunInput("--defer needs --state (the run to defer to), as in dbt; e.g. --state last-success")
         if self.warn_error and self.warn_error_options is not None:

@@ -46,6 +46,7 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         undeferred = submit(worker, "run", "-s", "state:modified", "--state", first_id, "--env", "SHOP_SCHEMA=pr_2")
         # What failed in the latest run (the one above), re-run where its parents exist.
         failed_again = submit(worker, "run", "-s", "result:error", "--state", "last")
+        cloned = submit(worker, "clone", "-s", "orders+", "--state", first_id, "--env", "SHOP_SCHEMA=pr_3")
         refused = {
             "no state": submit(worker, "build", "-s", "state:modified+", "--defer"),
             "unknown run": submit(worker, "build", "-s", "state:modified+", "--state", "no-such-run"),
@@ -60,6 +61,7 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "deferred": deferred,
         "undeferred": undeferred,
         "failed_again": failed_again,
+        "cloned": cloned,
         "refused": refused,
         "store_dir": base / "store" / first_id,
         "database": base / "shop.duckdb",
@@ -114,6 +116,25 @@ def test_without_defer_the_same_run_fails_on_the_missing_parent(runs: dict) -> N
 
     assert code == 1
     assert "raw_orders" in report["node_results"][0]["message"]
+
+
+def test_clone_makes_the_state_runs_relations_in_another_schema_as_dbt_does(runs: dict) -> None:
+    code, report, stderr = runs["cloned"]
+    project = runs["project"]
+    plain = subprocess.run(
+        [str(BIN / "dbt"), "clone", "-s", "orders+", "--state", str(runs["store_dir"])]
+        + ["--project-dir", str(project), "--profiles-dir", str(project)],
+        capture_output=True, text=True, timeout=120, cwd=project,
+        env={**os.environ, **runs["env"], "SHOP_SCHEMA": "pr_4"},
+    )  # fmt: skip
+    expected = json.loads((project / "target" / "run_results.json").read_text())
+
+    assert code == plain.returncode == 0, stderr + plain.stdout
+    statuses = {r["unique_id"]: r["dbt_status"] for r in report["node_results"]}
+    assert statuses == {r["unique_id"]: r["status"] for r in expected["results"]}
+    assert "model.shop.orders" in statuses
+    database = runs["database"]
+    assert table_rows(database, "pr_3.orders") == table_rows(database, "pr_4.orders") != []
 
 
 def test_result_error_with_state_last_reruns_what_failed_last_time(runs: dict) -> None:

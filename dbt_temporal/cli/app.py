@@ -452,7 +452,7 @@ def run_input(
 
 
 # dbt's commands that are not built yet: named, so that they are not called unknown.
-NOT_BUILT_COMMANDS = ("show", "docs generate", "clone")
+NOT_BUILT_COMMANDS = ("show", "docs generate")
 
 
 def _command_and_macro(command: str) -> tuple[str, str | None]:

@@ -71,7 +71,8 @@ def run_node(
     if invocation.command == RUN_OPERATION:
         return run_macro(invocation, unique_id)
     session = invocation.session
-    node = fresh_copy(manifest_entry(session.manifest, unique_id))
+    # The run's view: with --defer or clone, its nodes carry the state run's relations.
+    node = fresh_copy(manifest_entry(invocation.manifest, unique_id))
     hazard = rerun_hazard(node, session.spec.full_refresh)
     if markers is not None and hazard is not None:
         committed = _guard_rerun(invocation, node, attempt, markers, hazard)

@@ -127,7 +127,8 @@ def open_invocation(
     manifest = run_manifest(session.manifest)
     task = TASKS[command](flags, config, manifest)
     _own_hook_copies(task)
-    if spec.flags.defer:
+    if state_dir is not None:
+        # dbt's own rule: with --defer (and always for clone) nodes learn the state run's relations.
         with activated(ActiveState(flags=flags, adapter=session.adapter, env=session.env)):
             task.defer_to_manifest()
     return Invocation(

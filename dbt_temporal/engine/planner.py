@@ -15,6 +15,7 @@ import networkx as nx
 from dbt.compilation import _generate_stats
 from dbt.node_types import NodeType, RunHookType
 from dbt.task.build import BuildTask
+from dbt.task.clone import CloneTask
 from dbt.task.compile import CompileTask
 from dbt.task.freshness import FreshnessTask
 from dbt.task.list import ListTask
@@ -49,6 +50,7 @@ TASKS: dict[str, type] = {
     "seed": SeedTask,
     "snapshot": SnapshotTask,
     "compile": CompileTask,
+    "clone": CloneTask,
     FRESHNESS_COMMAND: FreshnessTask,
     RUN_OPERATION: RunOperationTask,
     "ls": ListTask,

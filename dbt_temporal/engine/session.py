@@ -88,7 +88,7 @@ def make_flags(
         args += ["--target", spec.target]
     if spec.vars:
         args += ["--vars", json.dumps(spec.vars)]
-    if spec.full_refresh and command in ("build", "run", "seed", "compile"):
+    if spec.full_refresh and command in ("build", "run", "seed", "compile", "clone"):
         args.append("--full-refresh")
     args += list(extra)
     return Flags(args_to_context(args))
