@@ -26,9 +26,13 @@ STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 FRESHNESS_COMMAND = "source freshness"
 # Runs one macro (`dbtt submit run-operation MACRO --args YAML`): a plan of one node, the macro.
 RUN_OPERATION = "run-operation"
+# Previews selected nodes' rows (`--select`) or a query's (`--inline SQL`), `--limit` rows each.
+SHOW_COMMAND = "show"
 EXECUTING_COMMANDS = (
-    "build", "run", "test", "seed", "snapshot", "compile", "clone", FRESHNESS_COMMAND, RUN_OPERATION,
+    "build", "run", "test", "seed", "snapshot", "compile", "clone", SHOW_COMMAND, FRESHNESS_COMMAND, RUN_OPERATION,
 )  # fmt: skip
+# Rows a show may preview: they travel back through the run's history.
+MAX_SHOW_ROWS = 1000
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
 
@@ -58,6 +62,10 @@ def check_run_input(run: DbtRunInput) -> None:
     selecting = run.select or run.exclude or run.selector or run.resource_types or run.exclude_resource_types
     if run.command == RUN_OPERATION and (selecting or run.unique_ids):
         raise BadRunInput("run-operation runs one macro and takes no selection, as in dbt")
+    if run.command == SHOW_COMMAND and not (run.select or run.inline):
+        raise BadRunInput("show needs --select or --inline, as in dbt")
+    if run.inline is not None and (selecting or run.unique_ids):
+        raise BadRunInput("show --inline previews its query alone and takes no selection")
 
 
 def check_selection(flag: str, value: str | None) -> None:
@@ -94,6 +102,9 @@ class DbtFlags(BaseModel):
     # run-operation's macro ([package.]name) and its keyword arguments.
     macro: str | None = None
     args: dict[str, Any] | None = None
+    # show's query instead of a selection, and how many rows it previews (dbt's default: 5).
+    inline: str | None = None
+    limit: int | None = None
 
     @classmethod
     def of(cls, run: DbtRunInput) -> DbtFlags:
@@ -107,6 +118,8 @@ class DbtFlags(BaseModel):
             defer=run.defer,
             macro=run.macro,
             args=run.args,
+            inline=run.inline,
+            limit=run.limit,
         )
 
     def check(self, command: str) -> None:
@@ -125,6 +138,13 @@ class DbtFlags(BaseModel):
             raise BadRunInput("run-operation needs the macro to run: dbtt submit run-operation MACRO [--args YAML]")
         if command != RUN_OPERATION and (self.macro or self.args is not None):
             raise BadRunInput(f"a macro and --args go with run-operation, as in dbt; not with {command}")
+        if command != SHOW_COMMAND and (self.inline is not None or self.limit is not None):
+            raise BadRunInput(f"--inline and --limit go with show, as in dbt; not with {command}")
+        if self.limit is not None and not 0 <= self.limit <= MAX_SHOW_ROWS:
+            raise BadRunInput(
+                f"--limit takes 0 to {MAX_SHOW_ROWS} in dbtt (previewed rows travel through the run's history); "
+                f"got {self.limit}"
+            )
         if command == "clone" and not self.state:
             raise BadRunInput("clone needs --state: the run whose relations it clones, e.g. --state last-success")
         if self.defer and not self.state:
@@ -181,6 +201,9 @@ class DbtRunInput(BaseModel):
     # run-operation's macro ([package.]name) and its keyword arguments, as dbt's --args takes them.
     macro: str | None = None
     args: dict[str, Any] | None = None
+    # show's query (instead of a selection) and its row limit.
+    inline: str | None = None
+    limit: int | None = None
     env: dict[str, str] | None = None
     hooks: dict[str, Any] | None = None
     # How many nodes of this run may execute at once; the profile's `threads` when unset.

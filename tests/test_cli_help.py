@@ -49,7 +49,7 @@ def _bash_complete(*words: str, env: dict[str, str] | None = None) -> list[str]:
 
 def test_bash_completes_commands_options_and_dbt_commands() -> None:
     assert _bash_complete("su") == ["submit"]
-    assert _bash_complete("submit", "s") == ["seed", "snapshot", "source"]
+    assert _bash_complete("submit", "s") == ["seed", "snapshot", "show", "source"]
     assert _bash_complete("submit", "source", "") == ["freshness"]
     assert _bash_complete("submit", "--full") == ["--full-refresh"]
     assert _bash_complete("--show-completion", "") == ["bash", "zsh", "fish"]

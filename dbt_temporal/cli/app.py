@@ -436,6 +436,8 @@ def run_input(
         defer=selection.defer,
         macro=macro,
         args=_mapping("--args", selection.args),
+        inline=selection.inline,
+        limit=selection.limit,
         env=parse_env(env, env_file),
         threads=threads,
     )
@@ -452,7 +454,7 @@ def run_input(
 
 
 # dbt's commands that are not built yet: named, so that they are not called unknown.
-NOT_BUILT_COMMANDS = ("show", "docs generate")
+NOT_BUILT_COMMANDS = ("docs generate",)
 
 
 def _command_and_macro(command: str) -> tuple[str, str | None]:
@@ -499,6 +501,8 @@ class SelectionFlags:
     state: str | None = None
     defer: bool = False
     args: str | None = None
+    inline: str | None = None
+    limit: int | None = None
 
 
 SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
@@ -528,6 +532,8 @@ StateOption = typer.Option(
     help="The earlier run that state: selectors compare with: last-success, last (this project and target's "
     "latest runs kept in the artifact store), a workflow id, a store URL of a run, or a directory on the workers.",
 )
+InlineOption = typer.Option(None, "--inline", metavar="SQL", help="show: preview this query's rows instead of nodes'.")
+LimitOption = typer.Option(None, "--limit", metavar="N", help="show: rows to preview (dbt's default 5; at most 1000).")
 ArgsOption = typer.Option(None, "--args", metavar="YAML", help="run-operation's macro arguments, as in dbt.")
 DeferOption = typer.Option(False, "--defer", help="Read unbuilt parents from the --state run's relations, as in dbt.")
 WarnErrorOptionsOption = typer.Option(
@@ -585,6 +591,8 @@ CommandArgument = typer.Argument(
 def command_of(words: list[str] | None) -> str:
     """The dbt command as typed, one word or two (`source freshness`)."""
     return " ".join(words) if words else "build"
+
+
 SelectOption = typer.Option(
     None, "--select", "-s", metavar="SELECTOR", help="dbt node selection, as in dbt (space-separated union)."
 )
@@ -651,6 +659,8 @@ def submit(
     state: str = StateOption,
     defer: bool = DeferOption,
     args: str = ArgsOption,
+    inline: str = InlineOption,
+    limit: int = LimitOption,
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -674,7 +684,7 @@ def submit(
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
     selection = SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer, args,
+        warn_error_options, state, defer, args, inline, limit,
     )  # fmt: skip
     run = run_input(
         command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,

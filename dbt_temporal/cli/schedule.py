@@ -106,6 +106,8 @@ def create(
     state: str = cli.StateOption,
     defer: bool = cli.DeferOption,
     args: str = cli.ArgsOption,
+    inline: str = cli.InlineOption,
+    limit: int = cli.LimitOption,
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
@@ -114,7 +116,7 @@ def create(
     window = _duration(catchup_window)
     selection = cli.SelectionFlags(
         selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer, args,
+        warn_error_options, state, defer, args, inline, limit,
     )  # fmt: skip
     run = cli.run_input(
         cli.command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
+from dbt.node_types import NodeType
 from dbt.task.run import MicrobatchModelRunner
 from dbt_common.exceptions import DbtBaseException
 
@@ -95,8 +97,20 @@ def run_node(
         dbt_result = runner.run_with_hooks(invocation.manifest)
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
-    result.log_lines = log_lines
+    result.log_lines = log_lines + _preview_lines(dbt_result, runner.node)
     return NodeOutcome(result=result, exception=caught[0] if caught else None)
+
+
+def _preview_lines(dbt_result: Any, node: Any) -> list[str]:
+    """What `dbt show` prints for a node: its rows as a table, under dbt's heading."""
+    table = getattr(dbt_result, "agate_table", None)
+    if table is None:
+        return []
+    printed = io.StringIO()
+    table.print_table(output=printed, max_rows=None)
+    inline = node.resource_type == NodeType.SqlOperation
+    heading = "Previewing inline node:" if inline else f"Previewing node '{node.name}':"
+    return [heading, *printed.getvalue().splitlines()]
 
 
 def run_macro(invocation: Invocation, unique_id: str) -> NodeOutcome:

@@ -20,10 +20,12 @@ from typing import Any
 
 from dbt.contracts.graph.nodes import CompiledNode
 from dbt.node_types import NodeType
+from dbt.parser.manifest import process_node
+from dbt.parser.sql import SqlBlockParser
 
 from dbt_temporal.contract import InvocationSpec
 from dbt_temporal.engine.isolation import ActiveState, RunIdentity, activated
-from dbt_temporal.engine.planner import TASKS, run_flags
+from dbt_temporal.engine.planner import INLINE_QUERY, TASKS, run_flags
 from dbt_temporal.engine.session import DbtSession
 
 # Invocations kept per worker; a run's nodes usually arrive within seconds of each other.
@@ -125,6 +127,9 @@ def open_invocation(
     config = copy.copy(session.config)
     config.args = flags
     manifest = run_manifest(session.manifest)
+    if spec.flags.inline is not None:
+        with activated(ActiveState(flags=flags, adapter=session.adapter, env=session.env)):
+            _add_inline_node(config, manifest, spec.flags.inline)
     task = TASKS[command](flags, config, manifest)
     _own_hook_copies(task)
     if state_dir is not None:
@@ -140,6 +145,13 @@ def open_invocation(
         manifest=manifest,
         task=task,
     )
+
+
+def _add_inline_node(config: Any, manifest: Any, sql: str) -> None:
+    """show --inline's query as dbt makes it a node: parsed into this run's view of the manifest only."""
+    node = SqlBlockParser(project=config, manifest=manifest, root_project=config).parse_remote(sql, INLINE_QUERY)
+    process_node(config, manifest, node)
+    manifest.nodes[node.unique_id] = node
 
 
 def _own_hook_copies(task: Any) -> None:
@@ -170,9 +182,7 @@ class InvocationCache:
         self._items: OrderedDict[tuple[str, str, str], Invocation] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(
-        self, session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None
-    ) -> Invocation:
+    def get(self, session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None) -> Invocation:
         key = (session.key, command, spec.invocation_id)
         with self._lock:
             invocation = self._items.get(key)

@@ -23,6 +23,7 @@ from dbt.task.printer import get_counts
 from dbt.task.run import RunTask
 from dbt.task.run_operation import RunOperationTask
 from dbt.task.seed import SeedTask
+from dbt.task.show import ShowTask
 from dbt.task.snapshot import SnapshotTask
 from dbt.task.test import TestTask
 from dbt_common.events.contextvars import task_contextvars
@@ -32,6 +33,7 @@ from dbt_temporal.config.project_config import ProjectConfig
 from dbt_temporal.contract import (
     FRESHNESS_COMMAND,
     RUN_OPERATION,
+    SHOW_COMMAND,
     BadRunInput,
     DbtFlags,
     Plan,
@@ -51,6 +53,7 @@ TASKS: dict[str, type] = {
     "snapshot": SnapshotTask,
     "compile": CompileTask,
     "clone": CloneTask,
+    SHOW_COMMAND: ShowTask,
     FRESHNESS_COMMAND: FreshnessTask,
     RUN_OPERATION: RunOperationTask,
     "ls": ListTask,
@@ -97,6 +100,8 @@ def flag_args(flags: DbtFlags, state_dir: Path | None = None) -> list[str]:
         args += ["--warn-error-options", json.dumps(flags.warn_error_options)]
     if flags.indirect_selection:
         args += ["--indirect-selection", flags.indirect_selection]
+    if flags.limit is not None:
+        args += ["--limit", str(flags.limit)]
     if flags.macro:
         args.append(flags.macro)
     if flags.args is not None:
@@ -134,6 +139,8 @@ def plan_selection(
 ) -> Plan:
     if request.command == RUN_OPERATION:
         return _plan(session, project_config, [_macro_node(session, request)], stat_line="1 macro")
+    if request.command == SHOW_COMMAND and request.flags.inline is not None:
+        return _plan(session, project_config, [_inline_node(session, request)], stat_line="1 inline query")
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
@@ -168,6 +175,20 @@ def _plan(session: DbtSession, project_config: ProjectConfig, nodes: list[Planne
         skip_nodes_if_on_run_start_fails=bool(getattr(session.flags, "skip_nodes_if_on_run_start_fails", False)),
         retry=project_config.retry,
         lifecycle_hooks=project_config.hooks,
+    )
+
+
+INLINE_QUERY = "inline_query"
+
+
+def _inline_node(session: DbtSession, request: PlanRequest) -> PlannedNode:
+    """show --inline's one node: the query, which each worker parses into its run's manifest view."""
+    request.flags.check(request.command)
+    return PlannedNode(
+        unique_id=f"{NodeType.SqlOperation}.{session.config.project_name}.{INLINE_QUERY}",
+        name=INLINE_QUERY,
+        resource_type=str(NodeType.SqlOperation),
+        description="inline query",
     )
 
 

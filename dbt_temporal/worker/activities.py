@@ -29,6 +29,7 @@ from dbt_temporal.contract import (
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
     RUN_OPERATION,
+    SHOW_COMMAND,
     STATUS_ATTRIBUTE,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
@@ -211,7 +212,7 @@ class DbtActivities:
                 plan.reparsed_seconds = reparsed_seconds
                 if source is not None:
                     plan.project_revision, plan.source_note = source.revision, source.note
-                if request.command not in (*LISTING_COMMANDS, RUN_OPERATION):  # dbt creates none for these
+                if request.command not in (*LISTING_COMMANDS, RUN_OPERATION, SHOW_COMMAND):  # dbt creates none here
                     ensure_schemas(session, run_flags(session, request.command, request.flags, state_dir))
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes
