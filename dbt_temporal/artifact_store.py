@@ -20,6 +20,8 @@ from fsspec.core import url_to_fs
 RUN_RESULTS = "run_results.json"
 MANIFEST = "manifest.json"
 SOURCES = "sources.json"
+CATALOG = "catalog.json"
+DOCS_INDEX = "index.html"
 COMPILED = "compiled"
 LOG = "log.txt"
 # The extra that brings each remote store's fsspec package.

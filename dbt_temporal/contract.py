@@ -28,13 +28,18 @@ FRESHNESS_COMMAND = "source freshness"
 RUN_OPERATION = "run-operation"
 # Previews selected nodes' rows (`--select`) or a query's (`--inline SQL`), `--limit` rows each.
 SHOW_COMMAND = "show"
-EXECUTING_COMMANDS = (
-    "build", "run", "test", "seed", "snapshot", "compile", "clone", SHOW_COMMAND, FRESHNESS_COMMAND, RUN_OPERATION,
-)  # fmt: skip
 # Rows a show may preview: they travel back through the run's history.
 MAX_SHOW_ROWS = 1000
+# Compiles the project node by node, then reads the warehouse's catalog into the artifact store.
+DOCS_COMMAND = "docs generate"
+EXECUTING_COMMANDS = (
+    "build", "run", "test", "seed", "snapshot", "compile", "clone", SHOW_COMMAND, FRESHNESS_COMMAND, RUN_OPERATION,
+    DOCS_COMMAND,
+)  # fmt: skip
 LISTING_COMMANDS = ("ls", "list")
 COMMANDS = EXECUTING_COMMANDS + LISTING_COMMANDS
+# Commands that build nothing, so planning creates no schemas for them (dbt creates none either).
+NO_SCHEMA_COMMANDS = (*LISTING_COMMANDS, RUN_OPERATION, SHOW_COMMAND, DOCS_COMMAND)
 
 HookType = Literal["on-run-start", "on-run-end"]
 
@@ -62,6 +67,8 @@ def check_run_input(run: DbtRunInput) -> None:
     selecting = run.select or run.exclude or run.selector or run.resource_types or run.exclude_resource_types
     if run.command == RUN_OPERATION and (selecting or run.unique_ids):
         raise BadRunInput("run-operation runs one macro and takes no selection, as in dbt")
+    if run.command == DOCS_COMMAND and (selecting or run.unique_ids):
+        raise BadRunInput("docs generate documents the whole project in dbtt; a selection is not built yet for it")
     if run.command == SHOW_COMMAND and not (run.select or run.inline):
         raise BadRunInput("show needs --select or --inline, as in dbt")
     if run.inline is not None and (selecting or run.unique_ids):

@@ -77,7 +77,6 @@ def test_show_prints_the_rows_dbt_show_prints(runs: dict, case: str, heading: st
         (["show", "-s", "orders", "--limit", "5000"], "--limit takes 0 to 1000"),
         (["show", "--inline", "select 1", "-s", "orders"], "previews its query alone"),
         (["run", "--inline", "select 1"], "--inline and --limit go with show"),
-        (["docs", "generate"], "dbtt does not run `dbt docs generate` yet"),
     ],
 )
 def test_what_show_cannot_take_is_one_line_and_exit_2(temporal: DevServer, args: list[str], message: str) -> None:

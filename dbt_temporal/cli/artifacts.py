@@ -8,19 +8,33 @@ that kept nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import tempfile
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 
 import typer
 from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal import artifact_store
-from dbt_temporal.artifact_store import COMPILED, LOG, MANIFEST, RUN_RESULTS, StoreError
+from dbt_temporal.artifact_store import (
+    CATALOG,
+    COMPILED,
+    DOCS_INDEX,
+    LOG,
+    MANIFEST,
+    RUN_RESULTS,
+    SOURCES,
+    StoreError,
+)
 from dbt_temporal.cli import app as cli
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
 from dbt_temporal.config.settings import Settings
 
-SHOWN_FILES = {"log": LOG, "run_results": RUN_RESULTS, "manifest": MANIFEST}
+SHOWN_FILES = {"log": LOG, "run_results": RUN_RESULTS, "manifest": MANIFEST, "catalog": CATALOG, "sources": SOURCES}
+# What dbt's docs site reads: the page, and the two files it loads beside it.
+DOCS_SITE = (DOCS_INDEX, MANIFEST, CATALOG)
 SHOW_CHOICES = (*SHOWN_FILES, "compiled")
 DownloadOption = typer.Option(
     None, "--download", metavar="DIR", help="Copy the run's files into DIR (then: dbt retry --state DIR)."
@@ -37,6 +51,10 @@ def artifacts(
         None, "--show", metavar="|".join(SHOW_CHOICES), help="Print one file of the run instead of listing them."
     ),
     download: Path = DownloadOption,
+    serve_docs: bool = typer.Option(
+        False, "--serve-docs", help="Serve the docs site a docs generate run kept, on 127.0.0.1, until Ctrl-C."
+    ),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="With --serve-docs: the port."),
     output: cli.OutputFormat = ArtifactsOutputOption,
     address: str = cli.AddressOption,
     namespace: str = cli.NamespaceOption,
@@ -49,7 +67,9 @@ def artifacts(
         files = artifact_store.run_files(store, workflow_id)
         if not files:
             cli.fail(_nothing_kept(settings, workflow_id, store))
-        if show is not None:
+        if serve_docs:
+            _serve_docs(store, workflow_id, files, port)
+        elif show is not None:
             _show(store, workflow_id, _shown_name(files, show, model), output)
         elif download is not None:
             _download(store, workflow_id, sorted(files), download, output)
@@ -75,13 +95,45 @@ def _shown_name(files: dict[str, int], show: str, model: str | None) -> str:
     if show != "compiled":
         name = SHOWN_FILES[show]
         if name not in files:
-            cli.fail(f"the run kept no {name} (its worker had {_setting_for(name)} off)")
+            cli.fail(f"the run kept no {name} ({_setting_for(name)})")
         return name
     return _compiled_file(files, model or "")
 
 
 def _setting_for(name: str) -> str:
-    return "WRITE_RUN_LOG" if name == LOG else "WRITE_ARTIFACTS"
+    if name in (CATALOG, DOCS_INDEX):
+        return "a docs generate run: dbtt submit docs generate"
+    if name == SOURCES:
+        return "a source freshness run with WRITE_ARTIFACTS on: dbtt submit source freshness"
+    return f"its worker had {'WRITE_RUN_LOG' if name == LOG else 'WRITE_ARTIFACTS'} off"
+
+
+def _serve_docs(store: str, workflow_id: str, files: dict[str, int], port: int) -> None:
+    """What `dbt docs serve` does, for a run's kept docs site."""
+    missing = [name for name in DOCS_SITE if name not in files]
+    if missing:
+        cli.fail(f"run '{workflow_id}' kept no docs site ({', '.join(missing)} missing): {_setting_for(CATALOG)}")
+    with tempfile.TemporaryDirectory(prefix="dbtt-docs-") as site:
+        artifact_store.download(store, workflow_id, list(DOCS_SITE), Path(site))
+        handler = functools.partial(_QuietHandler, directory=site)
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        except OSError as err:
+            cli.fail(f"cannot serve on 127.0.0.1:{port}: {err.strerror}; choose another --port")
+        cli.say(f"Serving the docs of {workflow_id} at http://127.0.0.1:{server.server_port} (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    """The docs site's files, without a log line per request."""
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the standard library's name
+        pass
 
 
 def _compiled_file(files: dict[str, int], model: str) -> str:

@@ -17,6 +17,7 @@ from dbt.node_types import NodeType, RunHookType
 from dbt.task.build import BuildTask
 from dbt.task.clone import CloneTask
 from dbt.task.compile import CompileTask
+from dbt.task.docs.generate import GenerateTask
 from dbt.task.freshness import FreshnessTask
 from dbt.task.list import ListTask
 from dbt.task.printer import get_counts
@@ -31,6 +32,7 @@ from dbt_common.events.format import pluralize
 
 from dbt_temporal.config.project_config import ProjectConfig
 from dbt_temporal.contract import (
+    DOCS_COMMAND,
     FRESHNESS_COMMAND,
     RUN_OPERATION,
     SHOW_COMMAND,
@@ -54,6 +56,7 @@ TASKS: dict[str, type] = {
     "compile": CompileTask,
     "clone": CloneTask,
     SHOW_COMMAND: ShowTask,
+    DOCS_COMMAND: GenerateTask,
     FRESHNESS_COMMAND: FreshnessTask,
     RUN_OPERATION: RunOperationTask,
     "ls": ListTask,
@@ -110,8 +113,12 @@ def flag_args(flags: DbtFlags, state_dir: Path | None = None) -> list[str]:
 
 
 def run_flags(session: DbtSession, command: str, flags: DbtFlags, state_dir: Path | None = None) -> Any:
-    """dbt's Flags for one run's command and dbt flags, without its selection."""
-    return session.command_flags(dbt_command_name(command), *flag_args(flags, state_dir))
+    """dbt's Flags for one run's command and dbt flags, without its selection.
+
+    docs generate reads the catalog single-threaded: dbt's own thread pool would not see the run's session.
+    """
+    single = ["--single-threaded"] if command == DOCS_COMMAND else []
+    return session.command_flags(dbt_command_name(command), *flag_args(flags, state_dir), *single)
 
 
 def dbt_command_name(command: str) -> str:

@@ -25,11 +25,11 @@ from temporalio.exceptions import ApplicationError
 
 from dbt_temporal.artifact_store import StoreError, StoreMisconfigured
 from dbt_temporal.contract import (
+    DOCS_COMMAND,
     LISTING_COMMANDS,
+    NO_SCHEMA_COMMANDS,
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
-    RUN_OPERATION,
-    SHOW_COMMAND,
     STATUS_ATTRIBUTE,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
@@ -201,6 +201,11 @@ class DbtActivities:
     @activity.defn(name=PLAN_ACTIVITY)
     async def plan_project(self, request: PlanRequest) -> Plan:
         def plan() -> Plan:
+            if request.command == DOCS_COMMAND and self.artifacts is None:
+                raise BadRunInput(
+                    "docs generate keeps the docs site in the artifact store, and this worker keeps nothing: "
+                    "start it with WRITE_RUN_LOG=true or WRITE_ARTIFACTS=true"
+                )
             project = self.pool.resolve_project(request.session.project)
             source = self.sources.check(project.path) if self.sources else None
             reparsed_seconds = self.pool.refresh(request.session)
@@ -212,7 +217,7 @@ class DbtActivities:
                 plan.reparsed_seconds = reparsed_seconds
                 if source is not None:
                     plan.project_revision, plan.source_note = source.revision, source.note
-                if request.command not in (*LISTING_COMMANDS, RUN_OPERATION, SHOW_COMMAND):  # dbt creates none here
+                if request.command not in NO_SCHEMA_COMMANDS:
                     ensure_schemas(session, run_flags(session, request.command, request.flags, state_dir))
             attributes = run_search_attributes(
                 plan, request, self.static_search_attributes, self.registered_search_attributes

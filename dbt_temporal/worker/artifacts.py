@@ -11,6 +11,7 @@ from dbt_temporal import artifact_store
 from dbt_temporal.artifact_store import LOG
 from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import (
+    DOCS_COMMAND,
     EXECUTING_COMMANDS,
     ArtifactOptions,
     NodeStatus,
@@ -18,6 +19,7 @@ from dbt_temporal.contract import (
     StoredArtifacts,
 )
 from dbt_temporal.engine.artifacts import write_dbt_artifacts
+from dbt_temporal.engine.docs import write_docs
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.redaction import redact
 from dbt_temporal.worker.run_state import record_latest
@@ -45,9 +47,12 @@ def store_run(
     written: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dbtt-artifacts-") as staging_dir:
         staging = Path(staging_dir)
-        if options.dbt_artifacts:
+        # docs generate exists to leave the docs site behind, whatever the worker keeps otherwise.
+        if options.dbt_artifacts or request.command == DOCS_COMMAND:
             with invocation() as run:
                 written = write_dbt_artifacts(run, request.results, request.elapsed_time, staging)
+                if request.command == DOCS_COMMAND:
+                    written += write_docs(run, staging)
                 project, target = run.session.config.project_name, run.session.config.target_name
         if options.run_log:
             (staging / LOG).write_text("".join(f"{line}\n" for line in request.log))
