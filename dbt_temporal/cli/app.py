@@ -13,7 +13,7 @@ import multiprocessing.util
 import os
 import signal
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -313,6 +313,21 @@ def run_watching(coroutine: Awaitable[T], started: list[str]) -> T:
         else:
             say("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def serve_until_ctrl_c(start: Callable[[], Any], address: str, announce: str) -> None:
+    """Start a local HTTP server, say where it listens, and serve until Ctrl-C; a busy port is one line."""
+    try:
+        server = start()
+    except OSError as err:
+        fail(f"cannot listen on {address}: {err.strerror}; choose another --port")
+    say(announce)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 def say_started(settings: Settings, run_id: str) -> None:

@@ -116,17 +116,11 @@ def _serve_docs(store: str, workflow_id: str, files: dict[str, int], port: int) 
     with tempfile.TemporaryDirectory(prefix="dbtt-docs-") as site:
         artifact_store.download(store, workflow_id, list(DOCS_SITE), Path(site))
         handler = functools.partial(_QuietHandler, directory=site)
-        try:
-            server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        except OSError as err:
-            cli.fail(f"cannot serve on 127.0.0.1:{port}: {err.strerror}; choose another --port")
-        cli.say(f"Serving the docs of {workflow_id} at http://127.0.0.1:{server.server_port} (Ctrl-C stops)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        cli.serve_until_ctrl_c(
+            lambda: ThreadingHTTPServer(("127.0.0.1", port), handler),
+            f"127.0.0.1:{port}",
+            f"Serving the docs of {workflow_id} at http://127.0.0.1:{port} (Ctrl-C stops)",
+        )
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -31,12 +31,8 @@ def codec_server(
     if keys is None:
         cli.fail("DBTT_PAYLOAD_KEY (or DBTT_PAYLOAD_KEY_FILE) is not set: there is nothing to decode")
     token = settings.codec_server_token.get_secret_value() if settings.codec_server_token else None
-    try:
-        server = make_server(converter_for(keys).payload_codec, host, port, token, ui_origin)  # type: ignore[arg-type]
-    except OSError as err:
-        cli.fail(f"cannot listen on {host}:{port}: {err.strerror}")
-    cli.say(f"codec server on http://{host}:{port} (UI origins: {', '.join(ui_origin)}); Ctrl-C stops it")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        server.server_close()
+    cli.serve_until_ctrl_c(
+        lambda: make_server(converter_for(keys).payload_codec, host, port, token, ui_origin),  # type: ignore[arg-type]
+        f"{host}:{port}",
+        f"codec server on http://{host}:{port} (UI origins: {', '.join(ui_origin)}); Ctrl-C stops it",
+    )
