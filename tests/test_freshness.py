@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,6 +53,11 @@ def with_feeds(destination: Path) -> Path:
     (project / "models" / "feeds" / "sources.yml").write_text(SOURCES_YML)
     for name, sql in FEEDS.items():
         (project / "models" / "feeds" / f"{name}.sql").write_text(f"{{{{ config(materialized='table') }}}}\n{sql}\n")
+    # The comment makes dbt build the feed's table first (the source names the same table).
+    rollup = (
+        "-- depends_on: {{ ref('fresh_feed') }}\nselect count(*) as loads from {{ source('feeds', 'fresh_feed') }}\n"
+    )
+    (project / "models" / "feeds" / "fresh_feed_rollup.sql").write_text(rollup)
     return project
 
 
@@ -77,9 +83,33 @@ def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     try:
         assert dbtt("submit", "run", "-s", "path:models/feeds", env=client).returncode == 0
         checked = dbtt("submit", "source", "freshness", "-o", "json", env=client)
+        # New rows arrive in one feed only; the next freshness check sees them.
+        assert dbtt("submit", "run", "-s", "fresh_feed", env=client).returncode == 0
+        second_check = json.loads(dbtt("submit", "source", "freshness", "-o", "json", env=client).stdout)
+        first_check = json.loads(checked.stdout)["workflow_id"]
+        fresher = dbtt("submit", "ls", "-s", "source_status:fresher+", "--state", first_check, env=client)
     finally:
         worker.stop()
-    return {"dbt_exit": dbt_exit, "expected": expected, "checked": checked, "report": json.loads(checked.stdout)}
+    # Plain dbt's view of the same two checks: the first as --state, the second as its target's sources.json.
+    current = base / "current-target"
+    current.mkdir()
+    shutil.copy(next(p for p in second_check["artifacts"] if p.endswith("sources.json")), current / "sources.json")
+    state = base / "store" / first_check
+    listed = subprocess.run(
+        [str(BIN / "dbt"), "-q", "ls", "-s", "source_status:fresher+", "--state", str(state)]
+        + ["--target-path", str(current), "--output", "json", "--output-keys", "unique_id"]
+        + ["--project-dir", str(project), "--profiles-dir", str(project)],
+        capture_output=True, text=True, timeout=120, cwd=project, env={**os.environ, **worker.env},
+    )  # fmt: skip
+    report = json.loads(checked.stdout)
+    return {
+        "dbt_exit": dbt_exit,
+        "expected": expected,
+        "checked": checked,
+        "report": report,
+        "fresher": fresher,
+        "dbt_fresher": sorted(json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.strip()),
+    }
 
 
 def test_each_source_gets_dbts_freshness_word_and_the_same_exit_code(runs: dict) -> None:
@@ -101,6 +131,17 @@ def test_the_run_keeps_sources_json_as_dbt_writes_it(runs: dict) -> None:
     assert {uid: r["status"] for uid, r in by_source.items()} == EXPECTED
     assert by_source["source.shop.feeds.stale_feed"]["max_loaded_at"].startswith("2020-01-01")
     assert by_source["source.shop.feeds.aging_feed"]["criteria"]["warn_after"] == {"count": 1, "period": "day"}
+
+
+def test_source_status_fresher_selects_the_source_with_new_rows_and_its_children(runs: dict) -> None:
+    fresher = runs["fresher"]
+
+    assert fresher.returncode == 0, fresher.stderr
+    assert (
+        fresher.stdout.split()
+        == runs["dbt_fresher"]
+        == ["model.shop.fresh_feed_rollup", "source.shop.feeds.fresh_feed"]
+    )
 
 
 def test_the_run_log_says_each_sources_freshness_as_dbt_does(runs: dict) -> None:

@@ -237,10 +237,9 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
     live_view = LiveView()
     idle = IdleQueueWarning(client)
     view = await fetch_view(handle)
-    log_stream = sys.stderr if is_listing(view.command) else sys.stdout
     if not follow:
         if output == OutputFormat.text and not console.is_terminal:
-            _stream_log(view, 0, log_stream)
+            _stream_log(view, 0)
         return view
     if output == OutputFormat.text and console.is_terminal and not is_listing(view.command):
         with Live(live_view.render(view), console=console, refresh_per_second=8, transient=True) as live:
@@ -251,17 +250,21 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
                 live.update(live_view.render(view))
         return view
     streaming = output == OutputFormat.text
-    printed = _stream_log(view, 0, log_stream) if streaming else 0
+    printed = _stream_log(view, 0) if streaming else 0
     while view.running:
         await idle.check(view)
         await asyncio.sleep(POLL_SECONDS)
         view = await fetch_view(handle)
-        printed = _stream_log(view, printed, log_stream) if streaming else 0
+        printed = _stream_log(view, printed) if streaming else 0
     return view
 
 
-def _stream_log(view: RunView, printed: int, stream: Any) -> int:
-    """Print the run log lines not printed yet; the memo holds only a tail, so count from its start."""
+def _stream_log(view: RunView, printed: int) -> int:
+    """Print the run log lines not printed yet; the memo holds only a tail, so count from its start.
+
+    Asked of each view: a run watched from its first moment may not have said its command yet.
+    """
+    stream = sys.stderr if is_listing(view.command) else sys.stdout
     lines = view.log
     omitted = 0
     if lines and lines[0].startswith("... ") and lines[0].endswith(" earlier lines omitted"):

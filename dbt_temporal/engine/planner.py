@@ -7,6 +7,7 @@ behaves exactly as on the dbt command line.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -125,13 +126,23 @@ def dbt_command_name(command: str) -> str:
     return "ls" if command == "list" else command
 
 
-def make_task(session: DbtSession, request: PlanRequest, state_dir: Path | None = None) -> Any:
-    """One of dbt's own task objects, wired to the session's warm manifest and graph."""
+def make_task(
+    session: DbtSession, request: PlanRequest, state_dir: Path | None = None, sources_dir: Path | None = None
+) -> Any:
+    """One of dbt's own task objects, wired to the session's warm manifest and graph.
+
+    dbt reads the current freshness results (for `source_status:`) from its target path: with
+    `sources_dir` the task sees that directory as its target path.
+    """
     command = request.command
     flags = session.command_flags(
         dbt_command_name(command), *selection_args(request), *flag_args(request.flags, state_dir)
     )
-    task = TASKS[command](flags, session.config, session.manifest)
+    config = session.config
+    if sources_dir is not None:
+        config = copy.copy(config)
+        config.target_path = str(sources_dir)
+    task = TASKS[command](flags, config, session.manifest)
     task.graph = session.graph(with_test_edges=command == "build")
     return task, flags
 
@@ -142,7 +153,11 @@ HOOK_COMMANDS = ("build", "run", "test", "seed", "snapshot", FRESHNESS_COMMAND)
 
 
 def plan_selection(
-    session: DbtSession, request: PlanRequest, project_config: ProjectConfig, state_dir: Path | None = None
+    session: DbtSession,
+    request: PlanRequest,
+    project_config: ProjectConfig,
+    state_dir: Path | None = None,
+    sources_dir: Path | None = None,
 ) -> Plan:
     if request.command == RUN_OPERATION:
         return _plan(session, project_config, [_macro_node(session, request)], stat_line="1 macro")
@@ -151,7 +166,7 @@ def plan_selection(
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
     else:
-        task, flags = make_task(session, request, state_dir)
+        task, flags = make_task(session, request, state_dir, sources_dir)
         # dbt resolves `path:` selectors against the project root it sets for its task, as here.
         with activated(session.state(flags)), task_contextvars(project_root=session.config.project_root):
             queue = task.get_graph_queue()

@@ -212,7 +212,8 @@ class DbtActivities:
             with self.pool.lease(request.session) as session:
                 location = self._fixed_state(request, session)
                 state_dir = self._state_dir(location)
-                plan = plan_selection(session, request, project.config, state_dir)
+                sources_dir = self._current_sources(session) if state_dir is not None else None
+                plan = plan_selection(session, request, project.config, state_dir, sources_dir)
                 plan.state = location
                 plan.reparsed_seconds = reparsed_seconds
                 if source is not None:
@@ -243,11 +244,20 @@ class DbtActivities:
         config = session.config
         return run_state.resolve(request.flags.state, self.artifacts, config.project_name, config.target_name)
 
+    def _current_sources(self, session: DbtSession) -> Path | None:
+        """The latest freshness results of the project and target, which `source_status:` compares."""
+        config = session.config
+        return run_state.latest_freshness(self.artifacts, config.project_name, config.target_name, self._state_cache)
+
+    @property
+    def _state_cache(self) -> Path:
+        return self.pool.work_root / "state"
+
     def _state_dir(self, location: str | None) -> Path | None:
         """Where the run's --state (fixed by its plan) is on this worker, fetched on first use."""
         if location is None:
             return None
-        return run_state.fetch(location, self.artifacts, self.pool.work_root / "state")
+        return run_state.fetch(location, self.artifacts, self._state_cache)
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:

@@ -13,6 +13,7 @@ from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import (
     DOCS_COMMAND,
     EXECUTING_COMMANDS,
+    FRESHNESS_COMMAND,
     ArtifactOptions,
     NodeStatus,
     StoreArtifactsRequest,
@@ -22,7 +23,7 @@ from dbt_temporal.engine.artifacts import write_dbt_artifacts
 from dbt_temporal.engine.docs import write_docs
 from dbt_temporal.engine.invocation import Invocation
 from dbt_temporal.redaction import redact
-from dbt_temporal.worker.run_state import record_latest
+from dbt_temporal.worker.run_state import FRESHNESS, LAST, LAST_SUCCESS, record_latest
 
 
 def artifact_options(settings: WorkerSettings) -> ArtifactOptions | None:
@@ -61,7 +62,12 @@ def store_run(
     if options.dbt_artifacts and request.command in EXECUTING_COMMANDS:
         # What a later run's --state last / last-success compares with.
         succeeded = all(result.status == NodeStatus.success for result in request.results)
-        record_latest(options.store, project, target, request.workflow_id, succeeded)
+        kinds = (
+            [LAST]
+            + ([LAST_SUCCESS] if succeeded else [])
+            + ([FRESHNESS] if request.command == FRESHNESS_COMMAND else [])
+        )
+        record_latest(options.store, project, target, request.workflow_id, kinds)
 
     def place(name: str) -> str:
         return artifact_store.location(options.store, request.workflow_id, name)

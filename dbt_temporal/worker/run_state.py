@@ -20,6 +20,8 @@ from dbt_temporal.contract import ArtifactOptions
 
 POINTERS = "_latest"
 LAST, LAST_SUCCESS = "last", "last-success"
+# The latest `source freshness` run: the current results `source_status:` selectors compare with --state's.
+FRESHNESS = "freshness"
 # What dbt's state selectors read: state:modified the manifest, result: the run results, source_status: sources.
 STATE_FILES = (MANIFEST, RUN_RESULTS, SOURCES)
 
@@ -32,11 +34,21 @@ def pointer_dir(project: str, target: str) -> str:
     return f"{POINTERS}/{project}/{target}"
 
 
-def record_latest(store: str, project: str, target: str, workflow_id: str, succeeded: bool) -> None:
-    """Note a run that kept its manifest as the latest of its project and target (and latest success)."""
-    names = [LAST, LAST_SUCCESS] if succeeded else [LAST]
+def record_latest(store: str, project: str, target: str, workflow_id: str, names: list[str]) -> None:
+    """Note a run that kept its manifest as the latest of its project and target of each kind named."""
     for name in names:
         artifact_store.write(store, pointer_dir(project, target), name, workflow_id.encode())
+
+
+def latest_freshness(store: ArtifactOptions | None, project: str, target: str, cache_root: Path) -> Path | None:
+    """A directory holding the sources.json of the project and target's latest freshness run, if any."""
+    if store is None or not store.dbt_artifacts:
+        return None
+    pointers = pointer_dir(project, target)
+    if FRESHNESS not in artifact_store.run_files(store.store, pointers):
+        return None
+    run = artifact_store.read(store.store, pointers, FRESHNESS).decode().strip()
+    return fetch(run, store, cache_root)
 
 
 def resolve(state: str, store: ArtifactOptions | None, project: str, target: str) -> str:
