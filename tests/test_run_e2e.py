@@ -194,3 +194,28 @@ def test_runs_are_searchable_by_project_command_and_worker_attributes(shop: Path
 
     wait_until(lambda: "searchable" in listed("--project", "shop", "--status", "success", "--target", "nightly"))
     assert "searchable" not in listed("--status", "failed")
+
+
+def test_leftovers_of_an_interrupted_materialization_are_found_and_dropped(shop: Path, start_worker) -> None:
+    """A node killed between creating its temporary relation and the swap leaves `__dbt_tmp` and
+    `__dbt_backup` behind; the next run must see them (one lookup answers for all three names)."""
+    import duckdb
+
+    database = shop / "shop.duckdb"
+    worker = start_worker(shop)
+    assert output_of(run_and_wait(worker, DbtRunInput(select="+orders"))).success
+    worker.stop()
+    with duckdb.connect(str(database)) as connection:
+        connection.execute("create table main.orders__dbt_tmp as select 1 as leftover")
+        connection.execute("create table main.orders__dbt_backup as select 1 as leftover")
+    expected = table_rows(database, "main.orders")
+
+    worker = start_worker(shop)
+    output = output_of(run_and_wait(worker, DbtRunInput(select="orders")))
+    worker.stop()
+
+    assert output.success, [r.message for r in output.node_results if r.message]
+    assert table_rows(database, "main.orders") == expected
+    with duckdb.connect(str(database), read_only=True) as connection:
+        names = {row[0] for row in connection.execute("select table_name from information_schema.tables").fetchall()}
+    assert "orders" in names and not {"orders__dbt_tmp", "orders__dbt_backup"} & names

@@ -19,6 +19,7 @@ from dbt_temporal.engine.invocation import SEQUENTIAL_POOL, Invocation, fresh_co
 from dbt_temporal.engine.isolation import activated
 from dbt_temporal.engine.macro_log import captured_log_lines
 from dbt_temporal.engine.planner import manifest_entry
+from dbt_temporal.engine.relations import remembered_lookups
 from dbt_temporal.engine.session import DbtSession
 
 # dbt's result words mapped onto the node statuses of the wire contract.
@@ -94,7 +95,8 @@ def run_node(
         if running is not None and running.cancelled:
             raise NodeCancelled(unique_id)
         started = time.time()
-        dbt_result = runner.run_with_hooks(invocation.manifest)
+        with remembered_lookups():
+            dbt_result = runner.run_with_hooks(invocation.manifest)
         finished = time.time()
     result = to_node_result(dbt_result, runner.node, started, finished)
     result.log_lines = log_lines + _preview_lines(dbt_result, runner.node)

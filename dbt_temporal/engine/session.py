@@ -31,7 +31,7 @@ from dbt_common.exceptions import DbtDatabaseError
 
 from dbt_temporal.contract import SessionSpec
 from dbt_temporal.engine.isolation import ActiveState, activated, merged_env, track_runs
-from dbt_temporal.engine.relations import use_targeted_lookup
+from dbt_temporal.engine.relations import forget_lookups, use_targeted_lookup
 
 # Adapters take their connection lock from a multiprocessing context; nodes run on threads of
 # this process only, so a thread lock does, without a semaphore left for the resource tracker.
@@ -271,14 +271,15 @@ class _NoRelationsCache(RelationsCache):
     def add_link(self, referenced: Any, dependent: Any) -> None:
         pass
 
+    # dbt reports its own creates, drops and renames here: the node's remembered lookups are stale then.
     def add(self, relation: Any) -> None:
-        pass
+        forget_lookups()
 
     def drop(self, relation: Any) -> None:
-        pass
+        forget_lookups()
 
     def rename(self, old: Any, new: Any) -> None:
-        pass
+        forget_lookups()
 
 
 def _trust_no_relation_cache(adapter: Any) -> None:
