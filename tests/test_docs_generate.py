@@ -23,22 +23,31 @@ def columns_by_node(catalog: dict) -> dict[str, dict[str, str]]:
     }
 
 
+def with_seeds_apart(destination: Path) -> Path:
+    """The shop with its seeds in a schema of their own: the catalog spans two schemas."""
+    project = copy_project(EXAMPLES / "shop", destination)
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text() + "\nseeds:\n  shop:\n    +schema: raw\n")
+    return project
+
+
 @pytest.fixture(scope="module")
 def runs(temporal: DevServer, tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("docs")
-    reference = copy_project(EXAMPLES / "shop", base / "reference")
+    reference = with_seeds_apart(base / "reference")
     env = {**os.environ, "SHOP_DUCKDB_PATH": str(base / "reference.duckdb")}
     for command in (["build"], ["docs", "generate"]):
         subprocess.run(
             [str(BIN / "dbt"), *command, "--project-dir", str(reference), "--profiles-dir", str(reference)],
             capture_output=True, text=True, timeout=300, cwd=reference, env=env, check=True,
         )  # fmt: skip
-    project = copy_project(EXAMPLES / "shop", base / "project")
+    project = with_seeds_apart(base / "project")
     worker = shop_worker_keeping_artifacts(temporal.address, project, base)
     client = {"TEMPORAL_ADDRESS": worker.address, "TEMPORAL_TASK_QUEUE": worker.task_queue}
     try:
         assert dbtt("submit", "build", env=client).returncode == 0
-        generated = dbtt("submit", "docs", "generate", "-o", "json", env=client)
+        # Another session than the build's (an env override differs): the catalog must use its own adapter.
+        generated = dbtt("submit", "docs", "generate", "--env", "DOCS_RUN=separate-session", "-o", "json", env=client)
     finally:
         worker.stop()
     return {"reference": reference, "generated": generated, "report": json.loads(generated.stdout), "env": worker.env}
@@ -51,7 +60,8 @@ def test_docs_generate_keeps_dbts_catalog_and_site(runs: dict) -> None:
     catalog = json.loads(kept["catalog.json"].read_text())
 
     assert columns_by_node(catalog) == columns_by_node(expected)
-    assert "model.shop.orders" in catalog["nodes"]
+    assert catalog["errors"] is None
+    assert {"model.shop.orders", "seed.shop.raw_orders"} <= set(catalog["nodes"])
     assert kept["index.html"].read_bytes() == (runs["reference"] / "target" / "index.html").read_bytes()
     manifest = json.loads(kept["manifest.json"].read_text())
     assert "select" in manifest["nodes"]["model.shop.orders"]["compiled_code"]

@@ -27,8 +27,10 @@ import dbt.flags
 import dbt.tracking
 import dbt_common.events.functions
 import dbt_common.invocation
+import dbt_common.utils
 from dbt.adapters.factory import FACTORY
 from dbt_common.context import InvocationContext, reliably_get_invocation_var
+from dbt_common.utils.executor import SingleThreadedExecutor
 
 
 @dataclass(frozen=True)
@@ -107,15 +109,35 @@ _INVOCATION_READERS = {
 }
 
 
-def _redirect_invocation_readers() -> None:
-    originals = {name: getattr(dbt_common.invocation, name) for name in _INVOCATION_READERS}
-    replacements = {name: _run_aware(originals[name], pick) for name, pick in _INVOCATION_READERS.items()}
+def _replace_everywhere(replacements: dict[str, tuple[Any, Any]]) -> None:
+    """Swap functions that dbt's modules import by name: every module's copy of each original."""
     for module in list(sys.modules.values()):
         if not (getattr(module, "__name__", None) or "").startswith(("dbt.", "dbt_common.")):
             continue
-        for name, original in originals.items():
+        for name, (original, replacement) in replacements.items():
             if getattr(module, name, None) is original:
-                setattr(module, name, replacements[name])
+                setattr(module, name, replacement)
+
+
+def _redirect_invocation_readers() -> None:
+    originals = {name: getattr(dbt_common.invocation, name) for name in _INVOCATION_READERS}
+    _replace_everywhere(
+        {name: (originals[name], _run_aware(originals[name], pick)) for name, pick in _INVOCATION_READERS.items()}
+    )
+
+
+def _serial_within_sessions() -> None:
+    """dbt's thread pools for adapter work (catalog, schema listing) run serially inside a session.
+
+    Their threads would not see the session active here (a contextvar), so they would use
+    another session's adapter, or none; work done for a worker's session stays on its thread.
+    """
+    original = dbt_common.utils.executor
+
+    def executor(config: Any) -> Any:
+        return SingleThreadedExecutor() if _ACTIVE.get() is not None else original(config)
+
+    _replace_everywhere({"executor": (original, executor)})
 
 
 class _RunAwareEventFunctions(types.ModuleType):
@@ -195,7 +217,8 @@ def install() -> None:
     with _install_lock:
         if _installed:
             return
-        # Import what reads the invocation by name before redirecting, so every copy is replaced.
+        # Import what reads the invocation or opens dbt's thread pools by name, so every copy is replaced.
+        import dbt.adapters.base.impl  # noqa: F401
         import dbt.artifacts.schemas.base  # noqa: F401
         import dbt.compilation  # noqa: F401
         import dbt.context.base  # noqa: F401
@@ -204,6 +227,7 @@ def install() -> None:
         dbt.flags.GLOBAL_FLAGS = _FlagsProxy(dbt.flags.GLOBAL_FLAGS)
         FACTORY.lookup_adapter = _session_lookup(FACTORY.lookup_adapter)  # type: ignore[method-assign]
         _redirect_invocation_readers()
+        _serial_within_sessions()
         _redirect_warn_error()
         _installed = True
 

@@ -114,12 +114,8 @@ def flag_args(flags: DbtFlags, state_dir: Path | None = None) -> list[str]:
 
 
 def run_flags(session: DbtSession, command: str, flags: DbtFlags, state_dir: Path | None = None) -> Any:
-    """dbt's Flags for one run's command and dbt flags, without its selection.
-
-    docs generate reads the catalog single-threaded: dbt's own thread pool would not see the run's session.
-    """
-    single = ["--single-threaded"] if command == DOCS_COMMAND else []
-    return session.command_flags(dbt_command_name(command), *flag_args(flags, state_dir), *single)
+    """dbt's Flags for one run's command and dbt flags, without its selection."""
+    return session.command_flags(dbt_command_name(command), *flag_args(flags, state_dir))
 
 
 def dbt_command_name(command: str) -> str:
