@@ -302,6 +302,7 @@ def test_a_secret_that_is_a_run_log_word_gets_a_warning_at_submit() -> None:
 def test_generated_ids_name_the_project_when_it_is_known() -> None:
     assert new_workflow_id(DbtRunInput(command="run", project="finance"), "shop").startswith("dbt-finance-run-20")
     assert new_workflow_id(DbtRunInput(), "shop").startswith("dbt-shop-build-20")
+    assert new_workflow_id(DbtRunInput(command="docs generate"), "shop").startswith("dbt-shop-docs-generate-20")
     assert re.fullmatch(r"dbt-build-\d{8}-\d{6}-[0-9a-f]{4}", new_workflow_id(DbtRunInput()))
 
 

@@ -839,20 +839,41 @@ def dev(
     env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
+    selector: str = SelectorOption,
+    resource_type: list[str] = ResourceTypeOption,
+    exclude_resource_type: list[str] = ExcludeResourceTypeOption,
+    indirect_selection: str = IndirectSelectionOption,
+    empty: bool = EmptyOption,
+    store_failures: bool = StoreFailuresOption,
+    warn_error: bool = WarnErrorOption,
+    warn_error_options: str = WarnErrorOptionsOption,
+    state: str = StateOption,
+    defer: bool = DeferOption,
+    args: str = ArgsOption,
+    inline: str = InlineOption,
+    limit: int = LimitOption,
     project_dir: Path = ProjectDirOption,
     profiles_dir: Path = ProfilesDirOption,
     output: OutputFormat = OutputOption,
 ) -> None:
-    """All in one: a local Temporal dev server, a worker, and one run watched live; then all stops."""
+    """All in one: a local Temporal dev server, a worker, and one run watched live; then all stops.
+
+    It takes every flag `dbtt submit` takes for the run.
+    """
     from dbt_temporal.client.devserver import DevServer, DevServerError
     from dbt_temporal.worker.main import run_worker
 
     settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     settings, sources = _fetch_projects(settings)
     _check_projects(settings)
+    selection = SelectionFlags(
+        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
+        warn_error_options, state, defer, args, inline, limit,
+    )  # fmt: skip
     run = run_input(
-        command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads
-    )
+        command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,
+        selection,
+    )  # fmt: skip
     logging.basicConfig(level=logging.WARNING)
 
     async def main(server: DevServer) -> RunView:

@@ -166,7 +166,8 @@ def new_workflow_id(run: DbtRunInput, local_project: str | None = None) -> str:
     """`dbt-<project>-<command>-<UTC time>-<4 hex>`; the project part is left out when it is not known here."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     project = run.project or local_project
-    return "-".join(["dbt", *([project] if project else []), run.command, stamp, secrets.token_hex(2)])
+    command = run.command.replace(" ", "-")  # `docs generate` -> docs-generate: ids stay one shell word
+    return "-".join(["dbt", *([project] if project else []), command, stamp, secrets.token_hex(2)])
 
 
 def ui_link(settings: Settings, workflow_id: str) -> str | None:
