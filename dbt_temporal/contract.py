@@ -342,7 +342,12 @@ class InvocationSpec(BaseModel):
     run_started_at: datetime
     # Digest of the parsed project the run was planned on; a worker whose project differs refuses its nodes.
     manifest_digest: str = ""
-    flags: DbtFlags = Field(default_factory=DbtFlags)
+    # None when every flag is dbt's default, as in most runs: each node request carries this.
+    flags: DbtFlags | None = None
+
+    @property
+    def dbt_flags(self) -> DbtFlags:
+        return self.flags or DbtFlags()
 
 
 class NodeRequest(BaseModel):

@@ -123,13 +123,13 @@ class Invocation:
 def open_invocation(
     session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None
 ) -> Invocation:
-    flags = run_flags(session, command, spec.flags, state_dir)
+    flags = run_flags(session, command, spec.dbt_flags, state_dir)
     config = copy.copy(session.config)
     config.args = flags
     manifest = run_manifest(session.manifest)
-    if spec.flags.inline is not None:
+    if spec.dbt_flags.inline is not None:
         with activated(ActiveState(flags=flags, adapter=session.adapter, env=session.env)):
-            _add_inline_node(config, manifest, spec.flags.inline)
+            _add_inline_node(config, manifest, spec.dbt_flags.inline)
     task = TASKS[command](flags, config, manifest)
     _own_hook_copies(task)
     if state_dir is not None:

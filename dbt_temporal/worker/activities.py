@@ -235,7 +235,7 @@ class DbtActivities:
         """The run's invocation on its warm session, which stays warm (never evicted) meanwhile."""
         with self.pool.lease(session_spec, spec.manifest_digest) as session:
             check_manifest(session, spec.manifest_digest)
-            yield self.invocations.get(session, command, spec, self._state_dir(spec.flags.state))
+            yield self.invocations.get(session, command, spec, self._state_dir(spec.dbt_flags.state))
 
     def _fixed_state(self, request: PlanRequest, session: DbtSession) -> str | None:
         """The run's --state as a location every worker resolves alike (last-success: a workflow id)."""

@@ -212,12 +212,13 @@ class DbtRunWorkflow:
         return output
 
     def _invocation(self, run: DbtRunInput, carryover: Carryover) -> InvocationSpec:
+        # The state as the plan fixed it, so every node compares with (and defers to) the same run.
+        flags = DbtFlags.of(run).model_copy(update={"state": carryover.plan.state})
         return InvocationSpec(
             invocation_id=carryover.invocation_id,
             run_started_at=carryover.started_at,
             manifest_digest=carryover.plan.manifest_digest,
-            # The state as the plan fixed it, so every node compares with (and defers to) the same run.
-            flags=DbtFlags.of(run).model_copy(update={"state": carryover.plan.state}),
+            flags=None if flags == DbtFlags() else flags,
         )
 
     async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
