@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -36,6 +35,7 @@ from dbt_temporal.cli.args import join_selection_values
 from dbt_temporal.cli.env_overrides import EnvOverrideError, env_overrides, unmaskable_keys
 from dbt_temporal.cli.readable_help import DbttTyper
 from dbt_temporal.cli.render import LiveView, NodeClock, print_final, runs_table
+from dbt_temporal.cli.run_flags import SelectionFlags, takes_run_flags
 from dbt_temporal.cli.safe_text import plain, terminal_safe
 from dbt_temporal.cli.versions import version_lines
 from dbt_temporal.client.connect import CredentialsError, TemporalUnreachable, connect
@@ -59,7 +59,6 @@ from dbt_temporal.config.projects import ProjectConfigError, discover_projects
 from dbt_temporal.config.settings import Settings, WorkerSettings
 from dbt_temporal.contract import (
     COMMANDS,
-    INDIRECT_SELECTION_MODES,
     RUN_OPERATION,
     STATUS_ATTRIBUTE,
     BadRunInput,
@@ -498,64 +497,6 @@ def _mapping(flag: str, raw: str | None) -> dict[str, Any] | None:
 RESOURCE_TYPE_COMMANDS = ("build", "ls", "list")
 
 
-@dataclass
-class SelectionFlags:
-    """dbt's flags beyond --select and --exclude: selection, and how nodes run."""
-
-    selector: str | None = None
-    resource_types: list[str] = field(default_factory=list)
-    exclude_resource_types: list[str] = field(default_factory=list)
-    indirect_selection: str | None = None
-    empty: bool = False
-    store_failures: bool = False
-    warn_error: bool = False
-    warn_error_options: str | None = None
-    state: str | None = None
-    defer: bool = False
-    args: str | None = None
-    inline: str | None = None
-    limit: int | None = None
-
-
-SelectorOption = typer.Option(None, "--selector", metavar="NAME", help="A selector of the project's selectors.yml.")
-ResourceTypeOption = typer.Option(
-    [], "--resource-type", metavar="TYPE", help="Only nodes of this type (build, ls); repeatable."
-)
-ExcludeResourceTypeOption = typer.Option(
-    [], "--exclude-resource-type", metavar="TYPE", help="No nodes of this type (build, ls); repeatable."
-)
-IndirectSelectionOption = typer.Option(
-    None,
-    "--indirect-selection",
-    metavar="MODE",
-    help=f"Which tests a selection brings along, as in dbt: {', '.join(INDIRECT_SELECTION_MODES)}.",
-)
-EmptyOption = typer.Option(
-    False, "--empty", help="Build with refs and sources limited to zero rows (build, run, compile, snapshot)."
-)
-StoreFailuresOption = typer.Option(
-    False, "--store-failures", help="Keep each failing test's rows in a table (build, test)."
-)
-WarnErrorOption = typer.Option(False, "--warn-error", help="Treat dbt's warnings as errors (warning tests fail).")
-StateOption = typer.Option(
-    None,
-    "--state",
-    metavar="RUN",
-    help="The earlier run that state: selectors compare with: last-success, last (this project and target's "
-    "latest runs kept in the artifact store), a workflow id, a store URL of a run, or a directory on the workers.",
-)
-InlineOption = typer.Option(None, "--inline", metavar="SQL", help="show: preview this query's rows instead of nodes'.")
-LimitOption = typer.Option(None, "--limit", metavar="N", help="show: rows to preview (dbt's default 5; at most 1000).")
-ArgsOption = typer.Option(None, "--args", metavar="YAML", help="run-operation's macro arguments, as in dbt.")
-DeferOption = typer.Option(False, "--defer", help="Read unbuilt parents from the --state run's relations, as in dbt.")
-WarnErrorOptionsOption = typer.Option(
-    None,
-    "--warn-error-options",
-    metavar="YAML",
-    help="Which warnings are errors, as in dbt: a YAML mapping of error, warn, silence to 'all' or event names.",
-)
-
-
 def parse_hooks(raw: str | None, no_hooks: bool) -> dict[str, Any] | None:
     """--hooks as a file or inline YAML/JSON (the `hooks:` mapping of dbt_temporal.yml); --no-hooks as none."""
     if no_hooks and raw is not None:
@@ -648,6 +589,7 @@ ThreadsOption = typer.Option(
 
 
 @app.command()
+@takes_run_flags
 def submit(
     command: list[str] = CommandArgument,
     select: str = SelectOption,
@@ -660,19 +602,7 @@ def submit(
     env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
-    selector: str = SelectorOption,
-    resource_type: list[str] = ResourceTypeOption,
-    exclude_resource_type: list[str] = ExcludeResourceTypeOption,
-    indirect_selection: str = IndirectSelectionOption,
-    empty: bool = EmptyOption,
-    store_failures: bool = StoreFailuresOption,
-    warn_error: bool = WarnErrorOption,
-    warn_error_options: str = WarnErrorOptionsOption,
-    state: str = StateOption,
-    defer: bool = DeferOption,
-    args: str = ArgsOption,
-    inline: str = InlineOption,
-    limit: int = LimitOption,
+    flags: SelectionFlags = None,  # type: ignore[assignment]  - given by takes_run_flags
     hooks: str = typer.Option(
         None,
         "--hooks",
@@ -694,13 +624,9 @@ def submit(
     the workflow id alone.
     """
     settings = load_settings(temporal_address=address, temporal_namespace=namespace, temporal_task_queue=task_queue)
-    selection = SelectionFlags(
-        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer, args, inline, limit,
-    )  # fmt: skip
     run = run_input(
         command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,
-        selection,
+        flags,
     )  # fmt: skip
     run.hooks = parse_hooks(hooks, no_hooks)
     run_id = workflow_id or new_workflow_id(run, _local_project(settings))
@@ -827,6 +753,7 @@ async def _watch_existing(client: Client, workflow_id: str, output: OutputFormat
 
 
 @app.command()
+@takes_run_flags
 def dev(
     command: list[str] = CommandArgument,
     select: str = SelectOption,
@@ -839,19 +766,7 @@ def dev(
     env_file: Path = EnvFileOption,
     project: str = ProjectOption,
     threads: int = ThreadsOption,
-    selector: str = SelectorOption,
-    resource_type: list[str] = ResourceTypeOption,
-    exclude_resource_type: list[str] = ExcludeResourceTypeOption,
-    indirect_selection: str = IndirectSelectionOption,
-    empty: bool = EmptyOption,
-    store_failures: bool = StoreFailuresOption,
-    warn_error: bool = WarnErrorOption,
-    warn_error_options: str = WarnErrorOptionsOption,
-    state: str = StateOption,
-    defer: bool = DeferOption,
-    args: str = ArgsOption,
-    inline: str = InlineOption,
-    limit: int = LimitOption,
+    flags: SelectionFlags = None,  # type: ignore[assignment]  - given by takes_run_flags
     project_dir: Path = ProjectDirOption,
     profiles_dir: Path = ProfilesDirOption,
     output: OutputFormat = OutputOption,
@@ -866,13 +781,9 @@ def dev(
     settings = load_settings(WorkerSettings, dbt_project_dir=project_dir, dbt_profiles_dir=profiles_dir)
     settings, sources = _fetch_projects(settings)
     _check_projects(settings)
-    selection = SelectionFlags(
-        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer, args, inline, limit,
-    )  # fmt: skip
     run = run_input(
         command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project, threads,
-        selection,
+        flags,
     )  # fmt: skip
     logging.basicConfig(level=logging.WARNING)
 

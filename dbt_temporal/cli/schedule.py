@@ -12,6 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.cli import app as cli
 from dbt_temporal.cli.readable_help import DbttTyper
+from dbt_temporal.cli.run_flags import SelectionFlags, takes_run_flags
 from dbt_temporal.cli.safe_text import plain
 from dbt_temporal.client import schedules
 from dbt_temporal.client.connect import connect
@@ -78,6 +79,7 @@ def _on_schedule(name: str, action) -> None:  # noqa: ANN001 - a coroutine funct
 
 
 @schedule_app.command()
+@takes_run_flags
 def create(
     name: str = NameArgument,
     command: list[str] = cli.CommandArgument,
@@ -95,32 +97,16 @@ def create(
     env_file: Path = cli.EnvFileOption,
     project: str = cli.ProjectOption,
     threads: int = cli.ThreadsOption,
-    selector: str = cli.SelectorOption,
-    resource_type: list[str] = cli.ResourceTypeOption,
-    exclude_resource_type: list[str] = cli.ExcludeResourceTypeOption,
-    indirect_selection: str = cli.IndirectSelectionOption,
-    empty: bool = cli.EmptyOption,
-    store_failures: bool = cli.StoreFailuresOption,
-    warn_error: bool = cli.WarnErrorOption,
-    warn_error_options: str = cli.WarnErrorOptionsOption,
-    state: str = cli.StateOption,
-    defer: bool = cli.DeferOption,
-    args: str = cli.ArgsOption,
-    inline: str = cli.InlineOption,
-    limit: int = cli.LimitOption,
+    flags: SelectionFlags = None,  # type: ignore[assignment]  - given by takes_run_flags
     task_queue: str = cli.TaskQueueOption,
 ) -> None:
     """Create a schedule that starts a dbt run (the same input as `dbtt submit`) at every cron time."""
     if overlap not in schedules.OVERLAP_POLICIES:
         cli.fail(f"--overlap takes one of: {', '.join(schedules.OVERLAP_POLICIES)}; got '{overlap}'")
     window = _duration(catchup_window)
-    selection = cli.SelectionFlags(
-        selector, resource_type, exclude_resource_type, indirect_selection, empty, store_failures, warn_error,
-        warn_error_options, state, defer, args, inline, limit,
-    )  # fmt: skip
     run = cli.run_input(
         cli.command_of(command), select, exclude, vars_, target, full_refresh, fail_fast, env, env_file, project,
-        threads, selection,
+        threads, flags,
     )  # fmt: skip
     queue = cli.load_settings(temporal_task_queue=task_queue).temporal_task_queue
     _on_schedule(
