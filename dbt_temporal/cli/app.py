@@ -48,6 +48,7 @@ from dbt_temporal.client.runs import (
     is_listing,
     list_runs,
     new_workflow_id,
+    prints_output,
     rerun_failed,
     reset_from_start,
     start_run,
@@ -236,11 +237,21 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
     live_view = LiveView()
     idle = IdleQueueWarning(client)
     view = await fetch_view(handle)
+    while follow and view.running and not view.command:
+        # The run has not taken its first step: until it says its command, how to show it is unknown.
+        await idle.check(view)
+        await asyncio.sleep(POLL_SECONDS)
+        view = await fetch_view(handle)
     if not follow:
         if output == OutputFormat.text and not console.is_terminal:
             _stream_log(view, 0)
         return view
-    if output == OutputFormat.text and console.is_terminal and not is_listing(view.command):
+    if (
+        output == OutputFormat.text
+        and console.is_terminal
+        and not is_listing(view.command)
+        and not prints_output(view.command)
+    ):
         with Live(live_view.render(view), console=console, refresh_per_second=8, transient=True) as live:
             while view.running:
                 await idle.check(view)
@@ -293,7 +304,7 @@ def report(view: RunView, output: OutputFormat, code: int | None = None) -> NoRe
         for unique_id in view.output.selected:
             print(unique_id)
     else:
-        print_final(console, view, NodeClock(), with_table=console.is_terminal)
+        print_final(console, view, NodeClock(), with_table=console.is_terminal and not prints_output(view.command))
     if view.status == "cancelled":
         say(f"run {view.workflow_id} was cancelled")
     elif view.error and not (view.output and view.output.summary):

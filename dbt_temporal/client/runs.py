@@ -22,7 +22,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from dbt_temporal.client.schedules import SCHEDULED_BY_ATTRIBUTE
 from dbt_temporal.config.settings import Settings
-from dbt_temporal.contract import LISTING_COMMANDS, WORKFLOW_TYPE, DbtRunInput, DbtRunOutput, NodeStatus
+from dbt_temporal.contract import (
+    LISTING_COMMANDS,
+    RUN_OPERATION,
+    SHOW_COMMAND,
+    WORKFLOW_TYPE,
+    DbtRunInput,
+    DbtRunOutput,
+    NodeStatus,
+)
 
 # Failure types that mean the request itself was wrong (exit code 2 on the CLI).
 USAGE_FAILURES = {"InvalidInput", "Configuration", "ProjectNotFound"}
@@ -160,6 +168,12 @@ class RunView(BaseModel):
 
 def is_listing(command: dict[str, Any]) -> bool:
     return command.get("command") in LISTING_COMMANDS
+
+
+def prints_output(command: dict[str, Any]) -> bool:
+    """Whether the run's purpose is what its nodes print (show's rows, a macro's log lines): a terminal
+    then gets the run log, as off a terminal, instead of the live node table."""
+    return command.get("command") in (SHOW_COMMAND, RUN_OPERATION)
 
 
 def new_workflow_id(run: DbtRunInput, local_project: str | None = None) -> str:
