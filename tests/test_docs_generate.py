@@ -1,4 +1,4 @@
-"""`dbtt submit docs generate` against plain `dbt docs generate`, and `dbtt artifacts ID --serve-docs`."""
+"""`dbtt submit docs generate` against plain `dbt docs generate`, and `dbtt artifacts ID --show docs`."""
 
 from __future__ import annotations
 
@@ -67,10 +67,10 @@ def test_docs_generate_keeps_dbts_catalog_and_site(runs: dict) -> None:
     assert "select" in manifest["nodes"]["model.shop.orders"]["compiled_code"]
 
 
-def test_serve_docs_serves_the_runs_site_until_ctrl_c(runs: dict) -> None:
+def test_show_docs_serves_the_runs_site_until_ctrl_c(runs: dict) -> None:
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "dbtt"), "artifacts", runs["report"]["workflow_id"], "--serve-docs", "--port", str(port)],
+        [str(BIN / "dbtt"), "artifacts", runs["report"]["workflow_id"], "--show", "docs", "--port", str(port)],
         env={**os.environ, "ARTIFACT_STORE": runs["env"]["ARTIFACT_STORE"]},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -35,7 +35,9 @@ from dbt_temporal.config.settings import Settings
 SHOWN_FILES = {"log": LOG, "run_results": RUN_RESULTS, "manifest": MANIFEST, "catalog": CATALOG, "sources": SOURCES}
 # What dbt's docs site reads: the page, and the two files it loads beside it.
 DOCS_SITE = (DOCS_INDEX, MANIFEST, CATALOG)
-SHOW_CHOICES = (*SHOWN_FILES, "compiled")
+# `--show docs` serves the site a docs generate run kept, as `dbt docs serve` does.
+SHOW_CHOICES = (*SHOWN_FILES, "compiled", "docs")
+DOCS_PORT = 8080
 DownloadOption = typer.Option(
     None, "--download", metavar="DIR", help="Copy the run's files into DIR (then: dbt retry --state DIR)."
 )
@@ -48,27 +50,31 @@ def artifacts(
     workflow_id: str = typer.Argument(..., metavar="WORKFLOW_ID", help="The run whose record to read."),
     model: str = typer.Argument(None, metavar="MODEL", help="With --show compiled: the node whose SQL to print."),
     show: str = typer.Option(
-        None, "--show", metavar="|".join(SHOW_CHOICES), help="Print one file of the run instead of listing them."
+        None,
+        "--show",
+        metavar="|".join(SHOW_CHOICES),
+        help="Print one file of the run instead of listing them; docs serves its docs site on 127.0.0.1.",
     ),
     download: Path = DownloadOption,
-    serve_docs: bool = typer.Option(
-        False, "--serve-docs", help="Serve the docs site a docs generate run kept, on 127.0.0.1, until Ctrl-C."
+    port: int = typer.Option(
+        None, "--port", min=1, max=65535, help=f"With --show docs: the port to serve on (default {DOCS_PORT})."
     ),
-    port: int = typer.Option(8080, "--port", min=1, max=65535, help="With --serve-docs: the port."),
     output: cli.OutputFormat = ArtifactsOutputOption,
     address: str = cli.AddressOption,
     namespace: str = cli.NamespaceOption,
 ) -> None:
     """List a run's artifacts (run_results.json, manifest.json, compiled SQL, log), print or download them."""
     _check_choices(show, model, download)
+    if port is not None and show != "docs":
+        cli.fail("--port goes with --show docs (it serves the run's docs site)")
     settings = cli.load_settings(temporal_address=address, temporal_namespace=namespace)
     store = settings.artifact_root
     try:
         files = artifact_store.run_files(store, workflow_id)
         if not files:
             cli.fail(_nothing_kept(settings, workflow_id, store))
-        if serve_docs:
-            _serve_docs(store, workflow_id, files, port)
+        if show == "docs":
+            _serve_docs(store, workflow_id, files, port or DOCS_PORT)
         elif show is not None:
             _show(store, workflow_id, _shown_name(files, show, model), output)
         elif download is not None:

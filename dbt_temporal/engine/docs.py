@@ -3,7 +3,7 @@
 The nodes were compiled one activity each, as in any run; this reads the catalog
 of every relation and source of the project once, on the calling thread, with
 dbt's own adapter calls and artifact classes, so `dbt docs serve` (or
-`dbtt artifacts ID --serve-docs`) reads the files as its own.
+`dbtt artifacts ID --show docs`) reads the files as its own.
 """
 
 from __future__ import annotations
