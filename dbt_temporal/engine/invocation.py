@@ -185,6 +185,7 @@ class InvocationCache:
     def get(self, session: DbtSession, command: str, spec: InvocationSpec, state_dir: Path | None = None) -> Invocation:
         key = (session.key, command, spec.invocation_id)
         with self._lock:
+            self._forget_closed_sessions()
             invocation = self._items.get(key)
             # A session evicted and parsed again is a new object: the run continues on the new one.
             if invocation is None or invocation.session is not session:
@@ -194,3 +195,9 @@ class InvocationCache:
             while len(self._items) > self.limit:
                 self._items.popitem(last=False)
             return invocation
+
+    def _forget_closed_sessions(self) -> None:
+        """An invocation holds its session's manifest and adapter: once the pool has closed that session,
+        keeping the invocation would keep them all in memory."""
+        for key in [key for key, invocation in self._items.items() if invocation.session.closed]:
+            del self._items[key]

@@ -115,6 +115,8 @@ class DbtSession:
     source_stamp: str = ""
     # The target's commit marker table (engine/commit_markers.py), made on first use.
     commit_markers: Any = None
+    # Set when the pool drops the session: what still refers to it should let it go.
+    closed: bool = False
     _graphs: dict[bool, Graph] = field(default_factory=dict)
     _command_flags: dict[tuple[str, ...], Flags] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -159,6 +161,7 @@ class DbtSession:
                     _create_missing(self.adapter, database, schemas)
 
     def close(self) -> None:
+        self.closed = True
         self.adapter.cleanup_connections()
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
