@@ -115,19 +115,8 @@ class DbtFlags(BaseModel):
 
     @classmethod
     def of(cls, run: DbtRunInput) -> DbtFlags:
-        return cls(
-            empty=run.empty,
-            store_failures=run.store_failures,
-            warn_error=run.warn_error,
-            warn_error_options=run.warn_error_options,
-            indirect_selection=run.indirect_selection,
-            state=run.state,
-            defer=run.defer,
-            macro=run.macro,
-            args=run.args,
-            inline=run.inline,
-            limit=run.limit,
-        )
+        """The run input's fields of the same names (the input keeps them flat, as dbt's flags are)."""
+        return cls(**{name: getattr(run, name) for name in cls.model_fields})
 
     def check(self, command: str) -> None:
         """Refuse what dbt's `command` does not take, as dbt's own command line would."""
