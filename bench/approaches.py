@@ -149,19 +149,30 @@ def start_worker(address: str, project: Path, env: dict[str, str] | None = None)
     return worker, time.perf_counter() - started
 
 
-def dbtt_run(address: str, project: Path, threads: int, warm: bool, profile_to: Path | None = None) -> DbttRun:
+def dbtt_run(
+    address: str,
+    project: Path,
+    threads: int,
+    warm: bool,
+    profile_to: Path | None = None,
+    after_events: int | None = None,
+) -> DbttRun:
     """A `build` through Temporal and a real `dbtt worker`.
 
     warm: the worker is started and has served a plan-only run (`ls`) before the timed run.
     cold: the timed figure is worker start-up plus the run (`wall_seconds` stays the run alone).
+    after_events: the run's continue_as_new_after_events (a low one forces handovers).
     """
+    build = DbtRunInput(command="build", threads=threads)
+    if after_events is not None:
+        build.continue_as_new_after_events = after_events
     worker, ready = start_worker(address, project)
     assert worker.process is not None
     try:
         if warm:
             asyncio.run(submit(worker, DbtRunInput(command="ls")))
         profiler = _start_py_spy(worker.process.pid, profile_to) if profile_to else None
-        wall, output, error, events = asyncio.run(submit(worker, DbtRunInput(command="build", threads=threads)))
+        wall, output, error, events = asyncio.run(submit(worker, build))
         if profiler:
             _stop(profiler)
         peak = peak_memory_mb(worker.process.pid)

@@ -194,6 +194,30 @@ def overheads(output: DbtRunOutput, spans: dict[str, ActivitySpan], dag: BuildDa
     )
 
 
+def longest_ready_wait(output: DbtRunOutput, dag: BuildDag, threads: int) -> float | None:
+    """The longest time a node waited to start, once ready (its parents done), while a thread was free.
+
+    Worker clock. A run that stops starting nodes (a handover that waits for the running ones) shows here.
+    """
+    results = _timed(output.node_results)
+    if not results:
+        return None
+    spans = [(r.started_at or 0.0, r.completed_at or 0.0) for r in results.values()]
+    begin = min(start for start, _ in spans)
+    edges = sorted({t for span in spans for t in span})
+    longest = 0.0
+    for uid, result in results.items():
+        ready = max((results[p].completed_at or 0.0 for p in dag.parents.get(uid, []) if p in results), default=begin)
+        start = result.started_at or 0.0
+        free = 0.0
+        for low, high in zip(edges, edges[1:], strict=False):
+            low, high = max(low, ready), min(high, start)
+            if high > low and sum(a <= low and high <= b for a, b in spans) < threads:
+                free += high - low
+        longest = max(longest, free)
+    return longest
+
+
 def execution_seconds(output: DbtRunOutput | None) -> float:
     return sum(r.execution_time for r in output.node_results) if output else 0.0
 

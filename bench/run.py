@@ -19,6 +19,7 @@ from bench.metrics import (
     execution_seconds,
     history_megabytes,
     largest_event_bytes,
+    longest_ready_wait,
     overheads,
     plan_payload_bytes,
     plan_seconds,
@@ -26,7 +27,17 @@ from bench.metrics import (
 )
 from bench.plan import measure_plan
 from bench.project import DagSpec, RealSpec, UnevenSpec, generate_layered, generate_real, generate_uneven
-from bench.report import DbttDetail, Report, Row, SizeResult, UnevenResult, evaluate_targets, render, write_json
+from bench.report import (
+    DbttDetail,
+    HandoverResult,
+    Report,
+    Row,
+    SizeResult,
+    UnevenResult,
+    evaluate_targets,
+    render,
+    write_json,
+)
 from dbt_temporal.client.devserver import DevServer
 from tests.support import copy_project
 
@@ -58,6 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--slow-seconds", type=float, default=5.0, help="sleep of the uneven DAG's slow model")
     parser.add_argument("--chain", type=int, default=30, help="models in the uneven DAG's fast chain")
+    parser.add_argument("--no-handover", action="store_true", help="skip the forced-handover scenario")
+    parser.add_argument(
+        "--handover-slow-seconds", type=float, default=60.0, help="sleep of the slow model while the run hands over"
+    )
+    parser.add_argument(
+        "--handover-after-events", type=int, default=150, help="continue_as_new_after_events of that run"
+    )
     parser.add_argument("--profile", action="store_true", help="record the warm worker with py-spy into bench/results/")
     parser.add_argument("--workdir", type=Path, help="where project copies go (default: a temp dir, removed)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
@@ -198,6 +216,26 @@ def bench_uneven(args: argparse.Namespace, server: DevServer, work: Path) -> Une
     )
 
 
+def bench_handover(args: argparse.Namespace, server: DevServer, work: Path) -> HandoverResult:
+    """The uneven DAG again, its slow model made to run through several handovers (continue-as-new)."""
+    spec = UnevenSpec(slow_seconds=args.handover_slow_seconds, chain=args.chain, threads=args.threads)
+    source = generate_uneven(work / "handover" / "source", spec)
+    parsed = copy_project(source, work / "handover" / "parsed")
+    approaches.dbt_parse(parsed)
+    dag = load_build_dag(parsed / "target" / "manifest.json")
+    say(f"handover: dbtt warm, continue_as_new_after_events={args.handover_after_events}")
+    project = copy_project(source, work / "handover" / "warm")
+    run = approaches.dbtt_run(server.address, project, args.threads, warm=True, after_events=args.handover_after_events)
+    return HandoverResult(
+        nodes=len(dag.names),
+        slow_seconds=args.handover_slow_seconds,
+        after_events=args.handover_after_events,
+        runs=1 + sum(event.HasField("workflow_execution_continued_as_new_event_attributes") for event in run.events),
+        dbtt_wall=run.wall_seconds if run.ok else None,
+        longest_ready_wait=longest_ready_wait(run.output, dag, args.threads) if run.output else None,
+    )
+
+
 def machine() -> dict[str, object]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
@@ -218,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             write_json(report, args.output)
         if not args.no_uneven:
             report.uneven = bench_uneven(args, server, work)
+        if not args.no_handover:
+            report.handover = bench_handover(args, server, work)
     finally:
         server.stop()
         if args.workdir is None:

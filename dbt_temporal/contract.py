@@ -21,6 +21,8 @@ PROJECT_HOOKS_ACTIVITY = "project_hooks"
 # Keyword search attribute a run keeps current: running, then success, failed, skipped or cancelled.
 STATUS_ATTRIBUTE = "DbtStatus"
 STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
+# How a node still running when its workflow run handed over (continue-as-new) reports to the new run.
+NODE_REPORT_SIGNAL = "node_report"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 FRESHNESS_COMMAND = "source freshness"
@@ -466,6 +468,20 @@ class Carryover(BaseModel):
     log: list[str]
     # Log lines written before `log` (dropped to keep the handover small).
     log_earlier: int = 0
+    # Nodes still running at the handover: they report to the new run by signal (NodeReport).
+    in_flight: list[str] = Field(default_factory=list)
+
+
+class NodeReport(BaseModel):
+    """A handed-over node's word to the workflow's current run (signal NODE_REPORT_SIGNAL).
+
+    Exactly one of: its result; `retry` (it failed in a way a new attempt may fix); neither (it is
+    still running, sent every few seconds so that the run can tell a lost node from a slow one).
+    """
+
+    unique_id: str
+    result: NodeResult | None = None
+    retry: bool = False
 
 
 class RunState(BaseModel):

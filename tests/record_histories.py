@@ -3,19 +3,20 @@
 Run from the repository root when a workflow change is meant to be incompatible with runs in flight
 (after versioning it with `workflow.patched`, keep the old histories and add new ones):
 
-    python -m tests.record_histories
+    python -m tests.record_histories [SCENARIO ...]    # all of them when none is named
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from dbt_temporal.client.devserver import DevServer
 from dbt_temporal.contract import DbtRunInput
-from tests.test_workflow_logic import PLAN, STORING_PLAN, Script, planned, run_with_history
+from tests.test_workflow_logic import OUTLIVING_PLAN, PLAN, STORING_PLAN, Script, planned, run_with_history
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
@@ -32,6 +33,14 @@ SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
     "continue_as_new": (Script(plan=LONG_PLAN), DbtRunInput(continue_as_new_after_events=100)),
     "stores_artifacts": (Script(plan=STORING_PLAN), DbtRunInput()),
 }
+# Recorded by workflow code that hands over with nodes still running: the first run (it hands over)
+# and the last (it takes the slow node's result by signal). Names are the scenario's plus _first/_last.
+HANDOVER_SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
+    "hands_over_running_nodes": (
+        Script(plan=OUTLIVING_PLAN, outliving_nodes={"model.p.slow"}),
+        DbtRunInput(continue_as_new_after_events=100),
+    ),
+}
 
 
 def without_stack_traces(value: Any) -> Any:
@@ -43,19 +52,28 @@ def without_stack_traces(value: Any) -> Any:
     return value
 
 
-async def record(address: str) -> None:
+def write(name: str, history: str) -> None:
+    cleaned = without_stack_traces(json.loads(history))
+    (HISTORIES / f"{name}.json").write_text(json.dumps(cleaned, indent=2) + "\n")
+    print(f"recorded {name}")
+
+
+async def record(address: str, names: set[str]) -> None:
     HISTORIES.mkdir(exist_ok=True)
     for name, (script, run_input) in SCENARIOS.items():
-        _, history = await run_with_history(address, script, run_input)
-        cleaned = without_stack_traces(json.loads(history))
-        (HISTORIES / f"{name}.json").write_text(json.dumps(cleaned, indent=2) + "\n")
-        print(f"recorded {name}")
+        if not names or name in names:
+            write(name, (await run_with_history(address, script, run_input))[1])
+    for name, (script, run_input) in HANDOVER_SCENARIOS.items():
+        if not names or name in names:
+            write(f"{name}_first", (await run_with_history(address, script, run_input))[1])
+            script = Script(plan=script.plan, outliving_nodes=script.outliving_nodes)
+            write(f"{name}_last", (await run_with_history(address, script, run_input, last_run=True))[1])
 
 
 def main() -> None:
     server = DevServer(ui=False).start()
     try:
-        asyncio.run(record(server.address))
+        asyncio.run(record(server.address, set(sys.argv[1:])))
     finally:
         server.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dbt_temporal.contract import DbtRunInput, NodeStatus
+from dbt_temporal.contract import DbtRunInput, NodeReport, NodeStatus
 from tests.support import (
     EXAMPLES,
     TEST_PROJECTS,
@@ -147,6 +147,61 @@ def test_a_long_run_continues_as_new_and_keeps_every_result(shop: Path, start_wo
     assert len(indexes) == len(set(indexes))  # every node numbered once across runs
     assert view.log[-1] == "Done. PASS=21 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=21"
     assert handovers(worker.address, "handover") >= 1
+
+
+SLOW_PYTHON_MODEL = """import os
+import time
+
+
+def model(dbt, session):
+    time.sleep(float(os.environ["SHOP_SLOW_SECONDS"]))
+    return session.sql("select 1 as id")
+"""
+
+
+def test_a_handover_does_not_wait_for_a_slow_node(shop: Path, start_worker) -> None:
+    # Long enough that the node's heartbeat finds its run gone and it reports to the next run.
+    (shop / "models" / "slow.py").write_text(SLOW_PYTHON_MODEL)
+    worker = start_worker(shop, SHOP_SLOW_SECONDS="15")
+
+    view = run_and_wait(worker, DbtRunInput(continue_as_new_after_events=100, threads=2), workflow_id="outlived")
+    output = output_of(view)
+
+    assert output.success, [(r.unique_id, r.message) for r in output.node_results if r.status != NodeStatus.success]
+    results = {r.unique_id: r for r in output.node_results}
+    slow = results.pop("model.shop.slow")
+    assert handovers(worker.address, "outlived") >= 1
+    # Every other node ran beside it, through the handover: none waited for the slow one.
+    assert all(result.completed_at < slow.completed_at for result in results.values())
+    assert view.log[-1] == "Done. PASS=22 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=22"
+    # It said it was still running, then sent its result, to the run that followed the handover.
+    reports = node_reports(worker.address, "outlived")
+    assert [report.unique_id for report in reports] == ["model.shop.slow"] * len(reports)
+    assert reports[-1].result is not None and all(report.result is None for report in reports[:-1])
+    assert len(reports) >= 2
+    worker.stop()
+    assert table_rows(shop / "shop.duckdb", "slow") == [(1,)]
+
+
+def node_reports(address: str, workflow_id: str) -> list[NodeReport]:
+    """The reports handed-over nodes signalled to the workflow's last run."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from dbt_temporal.client.codec import data_converter
+
+    async def main() -> list[NodeReport]:
+        client = await Client.connect(address, data_converter=data_converter)
+        reports = []
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            if event.HasField("workflow_execution_signaled_event_attributes"):
+                payloads = event.workflow_execution_signaled_event_attributes.input.payloads
+                [report] = await data_converter.decode(payloads, [NodeReport])
+                reports.append(report)
+        return reports
+
+    return asyncio.run(main())
 
 
 def handovers(address: str, workflow_id: str) -> int:

@@ -38,6 +38,7 @@ from dbt_temporal.contract import (
     StoreArtifactsRequest,
     StoredArtifacts,
 )
+from dbt_temporal.worker import node_report
 from dbt_temporal.workflow.dbt_run import DbtRunWorkflow
 from tests.support import memo_of
 
@@ -77,6 +78,13 @@ class Script:
     node_requests: list[NodeRequest] = field(default_factory=list)
     store_requests: list[StoreArtifactsRequest] = field(default_factory=list)
     store_unreachable: bool = False
+    # Nodes that keep running until their run has handed over (continue-as-new) and every other node is
+    # done; each of them then fails once with a retryable error when it is in `fail_once`.
+    outliving_nodes: set[str] = field(default_factory=set)
+    fail_once: set[str] = field(default_factory=set)
+    # Whether each outliving node saw the rest of the run finish while it ran.
+    others_finished_meanwhile: dict[str, bool] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)
 
     def activities(self) -> list:
         @activity.defn(name=PLAN_ACTIVITY)
@@ -100,11 +108,19 @@ class Script:
         async def execute_node(args: Sequence[RawValue]) -> NodeResult:
             request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
             self.node_requests.append(request)
-            failed = request.unique_id in self.failing_nodes
-            return NodeResult(
-                unique_id=request.unique_id,
-                status=NodeStatus.error if failed else NodeStatus.success,
-                dbt_status="error" if failed else "success",
+            uid = request.unique_id
+            if uid in self.outliving_nodes and uid not in self.others_finished_meanwhile:
+                self.others_finished_meanwhile[uid] = await self._outlive_the_run(uid)
+                if uid in self.fail_once:
+                    await node_report.fail(ApplicationError("connection reset by the warehouse"))
+            failed = uid in self.failing_nodes
+            self.finished.add(uid)
+            await node_report.complete(
+                NodeResult(
+                    unique_id=uid,
+                    status=NodeStatus.error if failed else NodeStatus.success,
+                    dbt_status="error" if failed else "success",
+                )
             )
 
         @activity.defn(name=STORE_ARTIFACTS_ACTIVITY)
@@ -117,11 +133,29 @@ class Script:
 
         return [plan_project, project_hooks, execute_node, store_artifacts]
 
+    async def _outlive_the_run(self, uid: str) -> bool:
+        """Wait (10 s at most) until the run that started this node has handed over and the others are done."""
+        info = activity.info()
+        others = {node.unique_id for node in self.plan.nodes} - self.outliving_nodes
+        handle = activity.client().get_workflow_handle(info.workflow_id)
+        for _ in range(100):
+            handed_over = (await handle.describe()).run_id != info.workflow_run_id
+            if handed_over and others <= self.finished:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
 
 async def run_with_history(
-    address: str, script: Script, run_input: DbtRunInput, queue: str | None = None, extra_workflows: Sequence = ()
+    address: str,
+    script: Script,
+    run_input: DbtRunInput,
+    queue: str | None = None,
+    extra_workflows: Sequence = (),
+    last_run: bool = False,
 ) -> tuple[DbtRunOutput, str]:
-    """Run the workflow against the stand-in activities; its output and its history as JSON."""
+    """Run the workflow against the stand-in activities; its output and the history of its first
+    workflow run (or, with `last_run`, of the last one after any handover) as JSON."""
     client = await Client.connect(address, data_converter=data_converter)
     queue = queue or f"logic-{uuid.uuid4().hex[:8]}"
     workflows = [DbtRunWorkflow, *extra_workflows]
@@ -141,7 +175,8 @@ async def run_with_history(
             if not getattr(err.cause, "details", None):
                 raise  # failed before it had an output (bad input)
             output = DbtRunOutput.model_validate(err.cause.details[0])
-        history = await handle.fetch_history()
+        run_id = None if last_run else handle.first_execution_run_id
+        history = await client.get_workflow_handle(queue, run_id=run_id).fetch_history()
     return output, history.to_json()
 
 
@@ -227,3 +262,27 @@ def test_an_unreachable_store_fails_the_run_and_keeps_the_node_results(temporal)
     assert all(result.status == NodeStatus.success for result in output.node_results)
     assert output.store_error == "cannot reach the artifact store s3://runs"
     assert output.artifacts == [] and output.log_path is None
+
+
+# One slow node beside a chain long enough that a low event budget makes the run hand over while it runs.
+OUTLIVING_PLAN = PLAN.model_copy(
+    update={
+        "nodes": [planned("slow"), *(planned(f"m{i}", *([i] if i else [])) for i in range(30))],
+        "start_hooks": 0,
+        "end_hooks": 0,
+    }
+)
+
+
+@pytest.mark.parametrize("fails_once", [False, True])
+def test_a_handover_leaves_running_nodes_running_and_the_next_run_takes_their_outcome(temporal, fails_once) -> None:  # noqa: ANN001
+    slow = "model.p.slow"
+    script = Script(plan=OUTLIVING_PLAN, outliving_nodes={slow}, fail_once={slow} if fails_once else set())
+    output = run(temporal, script, DbtRunInput(continue_as_new_after_events=100))
+
+    assert output.success
+    assert len(output.node_results) == 31
+    # The chain went on through the handover while the slow node ran: nothing waited for it.
+    assert script.others_finished_meanwhile == {slow: True}
+    # A retryable failure reported after the handover is a new attempt in the new run.
+    assert [request.unique_id for request in script.node_requests].count(slow) == (2 if fails_once else 1)

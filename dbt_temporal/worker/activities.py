@@ -54,7 +54,7 @@ from dbt_temporal.engine.planner import plan_selection, run_flags
 from dbt_temporal.engine.pool import SessionPool, UnknownProject, ensure_schemas
 from dbt_temporal.engine.session import DbtSession
 from dbt_temporal.redaction import redact
-from dbt_temporal.worker import run_state
+from dbt_temporal.worker import node_report, run_state
 from dbt_temporal.worker.artifacts import store_run
 from dbt_temporal.worker.plan_size import ensure_plan_fits
 from dbt_temporal.worker.project_sources import ProjectSources
@@ -177,6 +177,8 @@ class DbtActivities:
                     return future.result()
                 activity.heartbeat()
         except asyncio.CancelledError:
+            if node_report.run_has_closed():
+                return await node_report.outlive_handover(future, on_cancel)
             if on_cancel is not None:
                 await asyncio.to_thread(on_cancel)
                 await _wind_down(future)
@@ -261,7 +263,15 @@ class DbtActivities:
 
     @activity.defn(dynamic=True)
     async def execute_node(self, args: Sequence[RawValue]) -> NodeResult:
+        """Run one node; its outcome reaches the workflow even if the run that started it handed over."""
         request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
+        try:
+            result = await self._run_node(request)
+        except ApplicationError as err:
+            await node_report.fail(err)
+        await node_report.complete(result)
+
+    async def _run_node(self, request: NodeRequest) -> NodeResult:
         secrets = list(request.session.env.values())
         running = RunningNode()
 

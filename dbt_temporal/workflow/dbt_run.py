@@ -10,6 +10,7 @@ history grows past Temporal's limits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 
 from temporalio import workflow
@@ -25,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from dbt_temporal.contract import (
         COMMANDS,
         LISTING_COMMANDS,
+        NODE_REPORT_SIGNAL,
         PLAN_ACTIVITY,
         PROJECT_HOOKS_ACTIVITY,
         STATUS_ATTRIBUTE,
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         DbtRunOutput,
         HookType,
         InvocationSpec,
+        NodeReport,
         NodeRequest,
         NodeResult,
         NodeStatus,
@@ -68,6 +71,11 @@ STORE_RETRY = RetryPolicy(
     non_retryable_error_types=["Configuration", "ProjectVersionMismatch", "ProjectNotFound"],
 )
 STORE_ARTIFACTS_PATCH = "store-artifacts"
+# Runs before this patch stopped starting nodes at a handover and waited for the running ones.
+HAND_OVER_RUNNING_NODES_PATCH = "hand-over-running-nodes"
+# A node still running at a handover says so every few seconds (worker/node_report.py); one not
+# heard from for this long is taken as lost with its worker, and started again.
+HANDED_OVER_SILENCE = timedelta(seconds=60)
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Memos are rewritten at most this often, and only when something changed: each update is a
@@ -124,6 +132,14 @@ class DbtRunWorkflow:
         self._hook_status: dict[str, NodeStatus] = {}
         self._index_of: dict[str, int] = {}
         self._log_earlier = 0
+        # Reports of the nodes this run inherited still running from the run before (by unique_id).
+        self._reports: dict[str, NodeReport] = {}
+        self._awaited: set[str] = set()
+
+    @workflow.signal(name=NODE_REPORT_SIGNAL)
+    def node_report(self, report: NodeReport) -> None:
+        if report.unique_id in self._awaited:
+            self._reports[report.unique_id] = report
 
     @workflow.query(name="status")
     def status(self) -> RunState:
@@ -158,19 +174,20 @@ class DbtRunWorkflow:
         plan = carryover.plan
         scheduler = DagScheduler(plan.nodes, carryover.threads)
         scheduler.restore({uid: r.status for uid, r in self._results.items()})
+        scheduler.resume_running(carryover.in_flight)
         if run.carryover is None and plan.start_hooks:
             carryover.start_hook_results = await self._project_hooks(run, carryover, "on-run-start")
             if plan.skip_nodes_if_on_run_start_fails and _any_failed(carryover.start_hook_results):
                 self._skip_all(plan, scheduler)
         try:
-            await self._execute(run, carryover, scheduler)
+            in_flight = await self._execute(run, carryover, scheduler)
         except asyncio.CancelledError:
             self._set_status_attribute(plan, "cancelled")
             # dbt runs on-run-end hooks after an interrupted run too (audit rows, grants, uploads).
             await self._store_artifacts(run, carryover, await self._end_hooks(run, carryover))
             raise
-        if scheduler.pending:
-            self._continue_as_new(run, carryover)
+        if scheduler.pending or in_flight:
+            self._continue_as_new(run, carryover, in_flight)
         end_hook_results = await self._end_hooks(run, carryover)
         output = self._output(run, carryover)
         node_results = [self._results[node.unique_id] for node in plan.nodes]
@@ -414,8 +431,11 @@ class DbtRunWorkflow:
     def _index(self, uid: str) -> int:
         return self._index_of.setdefault(uid, len(self._index_of) + 1)
 
-    async def _execute(self, run: DbtRunInput, carryover: Carryover, scheduler: DagScheduler) -> None:
-        """Run nodes until none is left, or until this workflow run should hand over."""
+    async def _execute(self, run: DbtRunInput, carryover: Carryover, scheduler: DagScheduler) -> list[str]:
+        """Run nodes until none is left, or until this workflow run should hand over.
+
+        Returns the nodes still running at a handover: they keep running and report to the next run.
+        """
         plan = carryover.plan
         session = SessionSpec.of(run)
         invocation = self._invocation(run, carryover)
@@ -425,22 +445,24 @@ class DbtRunWorkflow:
         running: dict[asyncio.Task[NodeResult], PlannedNode] = {}
         self._state.node_status = scheduler.status
 
+        def node_run(node: PlannedNode) -> Coroutine[None, None, NodeResult]:
+            uid = node.unique_id
+            index = self._index(uid)
+            request = NodeRequest(
+                session=session, command=run.command, invocation=invocation, unique_id=uid, index=index, total=total
+            )
+            return self._run_node(node, request, retry_policy)
+
         def start_ready() -> None:
             if self._history_is_long(run):
-                return  # let running nodes finish, then continue as new
+                return  # runs recorded before HAND_OVER_RUNNING_NODES_PATCH drain the running nodes first
             for node in scheduler.start_ready():
-                uid = node.unique_id
-                request = NodeRequest(
-                    session=session,
-                    command=run.command,
-                    invocation=invocation,
-                    unique_id=uid,
-                    index=self._index(uid),
-                    total=total,
-                )
-                running[asyncio.ensure_future(self._run_node(node, request, retry_policy))] = node
-                self._say(runlog.start_line(self._index(uid), total, node))
+                running[asyncio.ensure_future(node_run(node))] = node
+                self._say(runlog.start_line(self._index(node.unique_id), total, node))
                 self._started_here = True
+
+        def hand_over_now() -> bool:
+            return self._history_is_long(run) and workflow.patched(HAND_OVER_RUNNING_NODES_PATCH)
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
@@ -461,6 +483,9 @@ class DbtRunWorkflow:
             )
             self._say(runlog.finish_line(self._index(uid), total, nodes[uid], self._results[uid]))
 
+        for uid in carryover.in_flight:
+            node = nodes[uid]
+            running[asyncio.ensure_future(self._handed_over(node, lambda node=node: node_run(node)))] = node
         start_ready()
         memo_keeper = asyncio.ensure_future(self._keep_memo())
         try:
@@ -469,7 +494,10 @@ class DbtRunWorkflow:
                 for task in done:
                     running.pop(task)
                     record(task.result())
+                if running and hand_over_now():
+                    return [node.unique_id for node in running.values()]
                 start_ready()
+            return []
         except asyncio.CancelledError:
             await self._cancel(running, scheduler)
             raise
@@ -510,17 +538,38 @@ class DbtRunWorkflow:
             )
         except (asyncio.CancelledError, ActivityError) as err:
             if isinstance(err, asyncio.CancelledError) or isinstance(err.cause, CancelledError):
-                return NodeResult(
-                    unique_id=node.unique_id,
-                    status=NodeStatus.cancelled,
-                    dbt_status="cancelled",
-                    message=CANCELLED_RUN if self._run_cancelled else CANCELLED_BY_FAIL_FAST,
-                )
+                return self._cancelled(node.unique_id)
             message, _ = _failure_message(err)
             return NodeResult(unique_id=node.unique_id, status=NodeStatus.error, dbt_status="error", message=message)
 
+    async def _handed_over(
+        self, node: PlannedNode, start_again: Callable[[], Coroutine[None, None, NodeResult]]
+    ) -> NodeResult:
+        """The outcome of a node the previous run started and handed over still running.
+
+        It arrives by signal (worker/node_report.py); a node that asks for another attempt, or
+        that says nothing for HANDED_OVER_SILENCE (its worker died), is started again here.
+        """
+        uid = node.unique_id
+        self._awaited.add(uid)
+        try:
+            while True:
+                await workflow.wait_condition(lambda: uid in self._reports, timeout=HANDED_OVER_SILENCE)
+                report = self._reports.pop(uid)
+                if report.result is not None:
+                    return report.result
+                if report.retry:
+                    break
+        except TimeoutError:
+            self._say(f"{uid} was not heard from for {HANDED_OVER_SILENCE.total_seconds():.0f} s; starting it again")
+        except asyncio.CancelledError:
+            return self._cancelled(uid)
+        finally:
+            self._awaited.discard(uid)
+        return await start_again()
+
     def _history_is_long(self, run: DbtRunInput) -> bool:
-        """Whether to stop starting nodes and hand over to a fresh run (continue-as-new).
+        """Whether to hand over to a fresh run (continue-as-new); nodes still running go on and report to it.
 
         Decided on the history's real length and size against the run's own bounds, well
         inside Temporal's limits (51,200 events, 50 MB). The server's suggestion comes much
@@ -537,9 +586,18 @@ class DbtRunWorkflow:
             or info.get_current_history_size() > run.continue_as_new_after_bytes
         )
 
-    def _continue_as_new(self, run: DbtRunInput, carryover: Carryover) -> None:
+    def _cancelled(self, uid: str) -> NodeResult:
+        return NodeResult(
+            unique_id=uid,
+            status=NodeStatus.cancelled,
+            dbt_status="cancelled",
+            message=CANCELLED_RUN if self._run_cancelled else CANCELLED_BY_FAIL_FAST,
+        )
+
+    def _continue_as_new(self, run: DbtRunInput, carryover: Carryover, in_flight: list[str]) -> None:
         handover = carryover.model_copy(
             update={
+                "in_flight": in_flight,
                 "results": list(self._results.values()),
                 "index_of": self._index_of,
                 "log": self._log[-runlog.LOG_MEMO_LINES :],

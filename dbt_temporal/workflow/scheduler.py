@@ -30,6 +30,12 @@ class DagScheduler:
         self._ready: deque[str] = deque(uid for uid in self.nodes if not self._unfinished_parents[uid])
         self.running: set[str] = set()
 
+    def resume_running(self, uids: list[str]) -> None:
+        """Nodes a previous workflow run left running at its handover (continue-as-new): running here too."""
+        for uid in uids:
+            self.status[uid] = NodeStatus.running
+            self.running.add(uid)
+
     def start_ready(self) -> list[PlannedNode]:
         """Nodes to start now, marked running, within the concurrency limit."""
         started: list[PlannedNode] = []
