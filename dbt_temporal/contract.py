@@ -21,6 +21,8 @@ PROJECT_HOOKS_ACTIVITY = "project_hooks"
 # Keyword search attribute a run keeps current: running, then success, failed, skipped or cancelled.
 STATUS_ATTRIBUTE = "DbtStatus"
 STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
+# What a run's memo may weigh: its node statuses and log tail are bounded to stay under this.
+MEMO_BYTES_BOUND = 32 * 1024
 # How a node still running when its workflow run handed over (continue-as-new) reports to the new run.
 NODE_REPORT_SIGNAL = "node_report"
 
@@ -209,10 +211,12 @@ class DbtRunInput(BaseModel):
     # Exact nodes to run instead of a selection (what `dbtt reset --failed-only` sends).
     unique_ids: list[str] | None = None
     # History events one workflow run may use before handing over to a fresh run
-    # (continue-as-new), which keeps very large DAGs inside Temporal's history limits.
-    continue_as_new_after_events: int = Field(default=20_000, ge=100)
-    # The same bound on the history's encoded size, in bytes (Temporal fails a run at 50 MB).
-    continue_as_new_after_bytes: int = Field(default=20 * 1024 * 1024, ge=64 * 1024)
+    # (continue-as-new), which keeps very large DAGs inside Temporal's history limits (51,200
+    # events, 50 MB). A handover no longer waits for running nodes, so the bounds sit close to
+    # those limits: at about 5.3 events and 2.1 KB a node, runs of up to ~8,000 nodes never hand over.
+    continue_as_new_after_events: int = Field(default=45_000, ge=100, le=50_000)
+    # The same bound on the history's encoded size, in bytes.
+    continue_as_new_after_bytes: int = Field(default=40 * 1024 * 1024, ge=64 * 1024, le=48 * 1024 * 1024)
     # Set only by the workflow itself when it continues as new: what the previous run did.
     carryover: Carryover | None = None
 

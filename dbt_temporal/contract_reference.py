@@ -20,7 +20,7 @@ MEMO = {
     "command": "the run's input, env values left out (keys only)",
     "node_status": "each node's status (small runs whole; large runs only nodes not pending or successful)",
     "progress": "node counts per status, and the total",
-    "log": "the dbt-style run log's last 200 lines, the first line counting those left out",
+    "log": "the dbt-style run log's last 100 lines, the first line counting those left out",
 }
 SEARCH_ATTRIBUTE_MEANING = {
     "DbtProject": "the project's name",

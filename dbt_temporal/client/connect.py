@@ -8,11 +8,12 @@ from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import PayloadLimitsConfig, TLSConfig
 
 from dbt_temporal.client.codec import converter_for
 from dbt_temporal.client.payload_keys import PayloadKeys, load_keys
 from dbt_temporal.config.settings import Settings
+from dbt_temporal.contract import MEMO_BYTES_BOUND
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -64,6 +65,8 @@ async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
                 tls=tls_config(settings),
                 data_converter=data_converter,
                 runtime=runtime,
+                # Temporal warns of memos over 2 KB; dbtt bounds its own (runlog.py) and warns past that bound.
+                payload_limits=PayloadLimitsConfig(memo_warn_size=MEMO_BYTES_BOUND),
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

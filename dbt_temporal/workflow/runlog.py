@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from dbt_temporal.contract import NodeResult, NodeStatus, PlannedNode
 from dbt_temporal.redaction import redact
 
-LOG_MEMO_LINES = 200
-NODE_STATUS_MEMO_ENTRIES = 500
+# Every memo update is a history event holding the whole memo: these keep it within
+# contract.MEMO_BYTES_BOUND, a small share of a big run's history.
+LOG_MEMO_LINES = 100
+NODE_STATUS_MEMO_ENTRIES = 100
 LINE_WIDTH = 80
 
 
