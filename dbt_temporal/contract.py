@@ -23,6 +23,8 @@ STATUS_ATTRIBUTE = "DbtStatus"
 STORE_ARTIFACTS_ACTIVITY = "store_artifacts"
 # What a run's memo may weigh: its node statuses and log tail are bounded to stay under this.
 MEMO_BYTES_BOUND = 32 * 1024
+# What a worker asks a run for its session spec with: node requests leave it out (NodeRequest.session).
+SESSION_QUERY = "session"
 # How a node still running when its workflow run handed over (continue-as-new) reports to the new run.
 NODE_REPORT_SIGNAL = "node_report"
 
@@ -346,7 +348,9 @@ class InvocationSpec(BaseModel):
 
 
 class NodeRequest(BaseModel):
-    session: SessionSpec
+    # Left out by the workflow: a worker asks the run once (SESSION_QUERY) and keeps it by invocation
+    # id, so the run's vars and env are not repeated in every node's history event.
+    session: SessionSpec | None = None
     command: str
     invocation: InvocationSpec
     unique_id: str

@@ -128,6 +128,10 @@ def test_memos_show_the_run_and_keep_env_values_secret(shop: Path, start_worker)
     assert any(" START sql view model main.stg_customers " in line for line in log)
     assert log[-1].startswith("Done. PASS=") and log[-1].endswith(f"TOTAL={len(output.node_results)}")
     assert "hunter2" not in json.dumps(memo)
+    # Node requests leave the run's env and vars out (workers ask the run once): history holds them
+    # in the plan and store requests, not once per node.
+    carrying = scheduled_inputs_containing(worker.address, "memo-check", b"hunter2-do-not-leak")
+    assert carrying and all(":" not in activity_type for activity_type in carrying), carrying
     state = query_status(worker.address, "memo-check")
     assert state.finished and state.output is not None and state.output.success
     assert {uid: str(s) for uid, s in state.node_status.items()} == memo["node_status"]
@@ -181,6 +185,25 @@ def test_a_handover_does_not_wait_for_a_slow_node(shop: Path, start_worker) -> N
     assert len(reports) >= 2
     worker.stop()
     assert table_rows(shop / "shop.duckdb", "slow") == [(1,)]
+
+
+def scheduled_inputs_containing(address: str, workflow_id: str, needle: bytes) -> list[str]:
+    """The types of the run's scheduled activities whose input holds `needle` (node types are `kind:name`)."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    async def main() -> list[str]:
+        client = await Client.connect(address)
+        found = []
+        async for event in client.get_workflow_handle(workflow_id).fetch_history_events():
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                scheduled = event.activity_task_scheduled_event_attributes
+                if any(needle in payload.data for payload in scheduled.input.payloads):
+                    found.append(scheduled.activity_type.name)
+        return found
+
+    return asyncio.run(main())
 
 
 def node_reports(address: str, workflow_id: str) -> list[NodeReport]:

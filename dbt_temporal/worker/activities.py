@@ -12,6 +12,7 @@ import contextvars
 import logging
 import os
 import socket
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -20,8 +21,10 @@ from typing import TypeVar
 
 from dbt_common.exceptions import DbtBaseException
 from temporalio import activity
+from temporalio.client import WorkflowQueryFailedError
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from dbt_temporal.artifact_store import StoreError, StoreMisconfigured
 from dbt_temporal.contract import (
@@ -30,6 +33,7 @@ from dbt_temporal.contract import (
     NO_SCHEMA_COMMANDS,
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
+    SESSION_QUERY,
     STATUS_ATTRIBUTE,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
@@ -61,6 +65,7 @@ from dbt_temporal.worker.project_sources import ProjectSources
 from dbt_temporal.worker.run_state import StateNotFound
 
 HEARTBEAT_EVERY_SECONDS = 2.0
+RUN_SESSIONS_KEPT = 256
 # How long a cancelled node may take to wind down once its query was cancelled.
 CANCEL_GRACE_SECONDS = 30.0
 T = TypeVar("T")
@@ -159,6 +164,8 @@ class DbtActivities:
         self.sources = sources
         self.markers = markers or MarkerSettings()
         self.invocations = InvocationCache()
+        # Session specs of recent runs, by invocation id (see `_run_session`).
+        self.run_sessions: OrderedDict[str, SessionSpec] = OrderedDict()
         self.static_search_attributes = static_search_attributes or {}
         self.registered_search_attributes = registered_search_attributes or set()
         self.artifacts = artifacts
@@ -266,19 +273,36 @@ class DbtActivities:
         """Run one node; its outcome reaches the workflow even if the run that started it handed over."""
         request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
         try:
-            result = await self._run_node(request)
+            result = await self._run_node(request, request.session or await self._run_session(request))
         except ApplicationError as err:
             await node_report.fail(err)
         await node_report.complete(result)
 
-    async def _run_node(self, request: NodeRequest) -> NodeResult:
-        secrets = list(request.session.env.values())
+    async def _run_session(self, request: NodeRequest) -> SessionSpec:
+        """The run's session spec, asked of the run once per worker (node requests leave it out)."""
+        key = request.invocation.invocation_id
+        spec = self.run_sessions.get(key)
+        if spec is None:
+            handle = activity.client().get_workflow_handle(activity.info().workflow_id)
+            try:
+                spec = await handle.query(SESSION_QUERY, result_type=SessionSpec)
+            except (RPCError, WorkflowQueryFailedError) as err:
+                unknown = ApplicationError(f"cannot ask the run for its session: {err}", type="SessionUnknown")
+                raise _logged(unknown) from None
+            self.run_sessions[key] = spec
+            while len(self.run_sessions) > RUN_SESSIONS_KEPT:
+                self.run_sessions.popitem(last=False)
+        self.run_sessions.move_to_end(key)
+        return spec
+
+    async def _run_node(self, request: NodeRequest, session: SessionSpec) -> NodeResult:
+        secrets = list(session.env.values())
         running = RunningNode()
 
         attempt = activity.info().attempt
 
         def execute() -> NodeOutcome:
-            with self._invocation(request.session, request.command, request.invocation) as invocation:
+            with self._invocation(session, request.command, request.invocation) as invocation:
                 return run_node(
                     invocation, request.unique_id, request.index, request.total, running, attempt, self.markers
                 )
@@ -291,7 +315,7 @@ class DbtActivities:
                 "message": redact(outcome.result.message, secrets) if outcome.result.message else None,
             }
         )
-        if self._should_retry(request, result, outcome.exception):
+        if self._should_retry(session, result, outcome.exception):
             retry = ApplicationError(f"transient warehouse error: {result.message}", type="TransientWarehouseError")
             raise _logged(retry, f"{request.unique_id} failed, will retry") from None
         if result.status == NodeStatus.error:
@@ -326,11 +350,11 @@ class DbtActivities:
         except CONFIGURATION_ERRORS as err:
             raise configuration_error(err, secrets) from None
 
-    def _should_retry(self, request: NodeRequest, result: NodeResult, exc: BaseException | None) -> bool:
+    def _should_retry(self, session: SessionSpec, result: NodeResult, exc: BaseException | None) -> bool:
         """Retry only what a retry can fix, and never past the last attempt (that result is kept)."""
         if result.status != NodeStatus.error or exc is None or not is_transient(exc):
             return False
-        retry = self.pool.resolve_project(request.session.project).config.retry
+        retry = self.pool.resolve_project(session.project).config.retry
         return not retry.gives_up_on(result.message or "") and not is_last_attempt()
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         NODE_REPORT_SIGNAL,
         PLAN_ACTIVITY,
         PROJECT_HOOKS_ACTIVITY,
+        SESSION_QUERY,
         STATUS_ATTRIBUTE,
         STORE_ARTIFACTS_ACTIVITY,
         WORKFLOW_TYPE,
@@ -135,11 +136,17 @@ class DbtRunWorkflow:
         # Reports of the nodes this run inherited still running from the run before (by unique_id).
         self._reports: dict[str, NodeReport] = {}
         self._awaited: set[str] = set()
+        self._session = SessionSpec()
 
     @workflow.signal(name=NODE_REPORT_SIGNAL)
     def node_report(self, report: NodeReport) -> None:
         if report.unique_id in self._awaited:
             self._reports[report.unique_id] = report
+
+    @workflow.query(name=SESSION_QUERY)
+    def session(self) -> SessionSpec:
+        """The session spec the run's nodes use (their requests leave it out)."""
+        return self._session
 
     @workflow.query(name="status")
     def status(self) -> RunState:
@@ -437,7 +444,7 @@ class DbtRunWorkflow:
         Returns the nodes still running at a handover: they keep running and report to the next run.
         """
         plan = carryover.plan
-        session = SessionSpec.of(run)
+        self._session = SessionSpec.of(run)
         invocation = self._invocation(run, carryover)
         retry_policy = node_retry_policy(plan.retry)
         nodes = {node.unique_id: node for node in plan.nodes}
@@ -448,9 +455,7 @@ class DbtRunWorkflow:
         def node_run(node: PlannedNode) -> Coroutine[None, None, NodeResult]:
             uid = node.unique_id
             index = self._index(uid)
-            request = NodeRequest(
-                session=session, command=run.command, invocation=invocation, unique_id=uid, index=index, total=total
-            )
+            request = NodeRequest(command=run.command, invocation=invocation, unique_id=uid, index=index, total=total)
             return self._run_node(node, request, retry_policy)
 
         def start_ready() -> None:
