@@ -132,10 +132,15 @@ def per_node_rows(label: str, measured: PerNode, base: float | None, threads: in
     ]
 
 
-def warm_row(source: Path, args: argparse.Namespace, server: DevServer, base: float | None) -> tuple[Row, DbttRun]:
+def warm_row(
+    source: Path, args: argparse.Namespace, server: DevServer, base: DbtBuild | None
+) -> tuple[Row, DbttRun]:
     profile = RESULTS / f"py-spy-warm-{source.parent.name}.txt" if args.profile else None
     run = approaches.dbtt_run(server.address, copy_project(source, source.parent / "warm"), args.threads, True, profile)
-    return Row("dbtt warm", run.wall_seconds, _ratio(run.wall_seconds, base), _dbtt_note(run)), run
+    elapsed = run.output.elapsed_time if run.output else None
+    row = Row("dbtt warm", run.wall_seconds, _ratio(run.wall_seconds, base and base.wall_seconds), _dbtt_note(run))
+    row.elapsed_seconds, row.elapsed_ratio = elapsed, _ratio(elapsed, base and base.elapsed_seconds)
+    return row, run
 
 
 def cold_row(source: Path, args: argparse.Namespace, server: DevServer, base: float | None) -> Row:
@@ -166,7 +171,9 @@ def bench_size(size: int, args: argparse.Namespace, server: DevServer, work: Pat
         say(f"size {size}: {models} models; plain dbt build")
         base = approaches.dbt_build(baseline, args.threads)
         result.dbt_exec_seconds = sum(base.execution_times.values())
-        result.rows.append(Row("dbt build", base.wall_seconds, 1.0, "ok" if base.ok else "FAILED"))
+        result.rows.append(
+            Row("dbt build", base.wall_seconds, 1.0, "ok" if base.ok else "FAILED", base.elapsed_seconds, 1.0)
+        )
     else:
         approaches.dbt_parse(baseline)
     dag = load_build_dag(baseline / "target" / "manifest.json")
@@ -174,7 +181,7 @@ def bench_size(size: int, args: argparse.Namespace, server: DevServer, work: Pat
     base_wall = base.wall_seconds if base else None
     if "warm" in chosen:
         say(f"size {size}: dbtt warm")
-        row, warm = warm_row(source, args, server, base_wall)
+        row, warm = warm_row(source, args, server, base)
         result.rows.append(row)
         result.dbtt = dbtt_detail(warm, dag)
     if "cold" in chosen:

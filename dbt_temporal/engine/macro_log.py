@@ -8,19 +8,17 @@ whose thread fired it (a contextvar), so every run log shows its own nodes' line
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dbt_common.events.event_manager_client import get_event_manager
+from dbt_temporal.engine import lazy_events
 
 # Enough for what macros say about themselves; a node that logs per row is cut short.
 MAX_LINES = 50
 MAX_LINE_CHARS = 500
 
 _LINES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("dbtt_macro_log", default=None)
-_REGISTER_LOCK = threading.Lock()
 
 
 def _file_line(message: Any) -> None:
@@ -32,10 +30,7 @@ def _file_line(message: Any) -> None:
 
 def _ensure_registered() -> None:
     # The worker clears dbt's callbacks at start (and dbt may again): checked on each use.
-    manager = get_event_manager()
-    with _REGISTER_LOCK:
-        if _file_line not in manager.callbacks:
-            manager.add_callback(_file_line)
+    lazy_events.add_callback(_file_line, {"JinjaLogInfo"})
 
 
 @contextmanager

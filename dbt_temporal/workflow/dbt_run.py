@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -77,6 +77,9 @@ HAND_OVER_RUNNING_NODES_PATCH = "hand-over-running-nodes"
 # A node still running at a handover says so every few seconds (worker/node_report.py); one not
 # heard from for this long is taken as lost with its worker, and started again.
 HANDED_OVER_SILENCE = timedelta(seconds=60)
+# Once a handover is due, no node starts, and the run hands over when every node still running has
+# run this long: quick nodes finish first, longer ones run on through the handover (see `_execute`).
+HANDOVER_SETTLE = timedelta(seconds=2)
 # A worker that dies is noticed after this long without a heartbeat; its nodes then move on.
 NODE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 # Memos are rewritten at most this often, and only when something changed: each update is a
@@ -442,6 +445,13 @@ class DbtRunWorkflow:
         """Run nodes until none is left, or until this workflow run should hand over.
 
         Returns the nodes still running at a handover: they keep running and report to the next run.
+
+        Why a handover waits up to HANDOVER_SETTLE: the server refuses to close a run while results
+        it has not shown the workflow are waiting (an activity that completed during the closing
+        task), and the worker then replays the run's whole history from the start, about 10 s at
+        45,000 events. Letting the nodes started last finish first makes that race rare, since only
+        nodes that have run for a while are left and they seldom end in that instant; waiting for
+        every node instead would idle the free threads for as long as the slowest one runs.
         """
         plan = carryover.plan
         self._session = SessionSpec.of(run)
@@ -450,6 +460,7 @@ class DbtRunWorkflow:
         nodes = {node.unique_id: node for node in plan.nodes}
         total = len(plan.nodes)
         running: dict[asyncio.Task[NodeResult], PlannedNode] = {}
+        started_at: dict[asyncio.Task[NodeResult], datetime] = {}
         self._state.node_status = scheduler.status
 
         def node_run(node: PlannedNode) -> Coroutine[None, None, NodeResult]:
@@ -460,14 +471,19 @@ class DbtRunWorkflow:
 
         def start_ready() -> None:
             if self._history_is_long(run):
-                return  # runs recorded before HAND_OVER_RUNNING_NODES_PATCH drain the running nodes first
+                return  # no node starts once a handover is due
             for node in scheduler.start_ready():
-                running[asyncio.ensure_future(node_run(node))] = node
+                task = asyncio.ensure_future(node_run(node))
+                running[task], started_at[task] = node, workflow.now()
                 self._say(runlog.start_line(self._index(node.unique_id), total, node))
                 self._started_here = True
 
-        def hand_over_now() -> bool:
-            return self._history_is_long(run) and workflow.patched(HAND_OVER_RUNNING_NODES_PATCH)
+        def until_handover() -> timedelta | None:
+            """None while no handover is due; else how long until the nodes started last have settled."""
+            if not (self._history_is_long(run) and workflow.patched(HAND_OVER_RUNNING_NODES_PATCH)):
+                return None
+            youngest = max((started_at[task] for task in running if task in started_at), default=None)
+            return max(timedelta(0), HANDOVER_SETTLE - (workflow.now() - youngest)) if youngest else timedelta(0)
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
@@ -495,12 +511,15 @@ class DbtRunWorkflow:
         memo_keeper = asyncio.ensure_future(self._keep_memo())
         try:
             while running:
-                done, _ = await workflow.wait(list(running), return_when=asyncio.FIRST_COMPLETED)
+                wait = until_handover()
+                if wait == timedelta(0):
+                    return [node.unique_id for node in running.values()]
+                timeout = wait.total_seconds() if wait else None
+                done, _ = await workflow.wait(list(running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     running.pop(task)
+                    started_at.pop(task, None)
                     record(task.result())
-                if running and hand_over_now():
-                    return [node.unique_id for node in running.values()]
                 start_ready()
             return []
         except asyncio.CancelledError:
