@@ -96,7 +96,7 @@ def test_extra_env_from_a_pre_run_hook_reaches_every_node_and_stays_secret(tempo
     output, script = hooked_run(temporal, {"pre_run": [hook("resolve_credentials", on_error="fail")]})
 
     assert output.success
-    assert {request.session.env.get("HOOK_TOKEN") for request in script.node_requests} == {"from-the-hook-1234"}
+    assert {session.env.get("HOOK_TOKEN") for session in script.node_sessions} == {"from-the-hook-1234"}
     assert "from-the-hook-1234" not in output.model_dump_json()
 
 

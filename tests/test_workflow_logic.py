@@ -24,6 +24,7 @@ from dbt_temporal.client.codec import data_converter
 from dbt_temporal.contract import (
     PLAN_ACTIVITY,
     PROJECT_HOOKS_ACTIVITY,
+    SESSION_QUERY,
     STORE_ARTIFACTS_ACTIVITY,
     ArtifactOptions,
     DbtRunInput,
@@ -35,6 +36,7 @@ from dbt_temporal.contract import (
     PlannedNode,
     PlanRequest,
     ProjectHooksRequest,
+    SessionSpec,
     StoreArtifactsRequest,
     StoredArtifacts,
 )
@@ -76,6 +78,8 @@ class Script:
     start_hook_status: str = "success"
     hook_requests: list[ProjectHooksRequest] = field(default_factory=list)
     node_requests: list[NodeRequest] = field(default_factory=list)
+    # The session each node got: asked of the run, as a worker does (node requests leave it out).
+    node_sessions: list[SessionSpec] = field(default_factory=list)
     store_requests: list[StoreArtifactsRequest] = field(default_factory=list)
     store_unreachable: bool = False
     # Nodes that keep running until their run has handed over (continue-as-new) and every other node is
@@ -108,6 +112,8 @@ class Script:
         async def execute_node(args: Sequence[RawValue]) -> NodeResult:
             request = activity.payload_converter().from_payload(args[0].payload, NodeRequest)
             self.node_requests.append(request)
+            handle = activity.client().get_workflow_handle(activity.info().workflow_id)
+            self.node_sessions.append(request.session or await handle.query(SESSION_QUERY, result_type=SessionSpec))
             uid = request.unique_id
             if uid in self.outliving_nodes and uid not in self.others_finished_meanwhile:
                 self.others_finished_meanwhile[uid] = await self._outlive_the_run(uid)
