@@ -28,14 +28,16 @@ log = logging.getLogger("dbtt.worker")
 def quiet_dbt_events() -> None:
     """dbt's own console logger would print every event of every run; the run log covers them.
 
-    Without a logger, most events are read by no one: they are no longer even built (lazy_events).
+    Without a logger, most events are read by no one: they are no longer even built (lazy_events);
+    statements that return no rows share one empty result table (empty_table).
     """
     from dbt_common.events.event_manager_client import cleanup_event_logger
 
-    from dbt_temporal.engine import lazy_events
+    from dbt_temporal.engine import empty_table, lazy_events
 
     cleanup_event_logger()
     lazy_events.install()
+    empty_table.install()
 
 
 NODE_THREAD_SWITCH_SECONDS = 0.0005
