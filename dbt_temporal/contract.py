@@ -27,6 +27,9 @@ MEMO_BYTES_BOUND = 32 * 1024
 SESSION_QUERY = "session"
 # How a node still running when its workflow run handed over (continue-as-new) reports to the new run.
 NODE_REPORT_SIGNAL = "node_report"
+# What such a node asks first (with its unique_id): whether the workflow's current run awaits it.
+# A run that was reset or terminated does not: the node then stops, as it did before handovers.
+AWAITS_NODE_QUERY = "awaits_node"
 
 # Commands that execute nodes, and the ones that only describe the selection.
 FRESHNESS_COMMAND = "source freshness"

@@ -9,10 +9,11 @@ chain's current run:
 - a node completes its activity itself, through the client, so that it learns the answer: the
   server says NOT_FOUND when the run that started it has closed, and the outcome then goes to
   the current run by signal (`NodeReport`);
-- a node that learns of the handover while it runs (its heartbeat finds no run) says by signal
-  every PING_SECONDS that it is still running, so the new run can tell it from a node lost with
-  its worker, which it starts again;
-- when that signal finds no workflow at all (the run was cancelled or has ended), the node stops.
+- a node that learns while it runs that its run has closed (its heartbeat finds no run) asks the
+  current run whether it awaits the node (AWAITS_NODE_QUERY). If so, it says by signal every
+  PING_SECONDS that it is still running, so the new run can tell it from a node lost with its
+  worker, which it starts again. If not (the run was reset, terminated or cancelled), it stops,
+  its query cancelled, as nodes of a closed run always did.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar
 
 from temporalio import activity
-from temporalio.client import AsyncActivityHandle
+from temporalio.client import AsyncActivityHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from dbt_temporal.contract import NODE_REPORT_SIGNAL, NodeReport, NodeResult, NodeStatus
+from dbt_temporal.contract import AWAITS_NODE_QUERY, NODE_REPORT_SIGNAL, NodeReport, NodeResult, NodeStatus
 
 # A handed-over node says it still runs this often; the new run gives up on it after
 # workflow.dbt_run.HANDED_OVER_SILENCE without a word.
@@ -74,6 +75,9 @@ async def _respond(respond: Callable[[AsyncActivityHandle], Awaitable[None]], af
 
 async def outlive_handover(future: asyncio.Future[T], on_cancel: Callable[[], None] | None) -> T:
     """Keep a node running after its run handed over, saying so to the new run until it is done."""
+    if not await _awaited():
+        await _stop(future, on_cancel)
+        raise asyncio.CancelledError
     while True:
         try:
             await _signal(NodeReport(unique_id=activity.info().activity_id))
@@ -83,6 +87,15 @@ async def outlive_handover(future: asyncio.Future[T], on_cancel: Callable[[], No
         done, _ = await asyncio.wait({future}, timeout=PING_SECONDS)
         if done:
             return future.result()
+
+
+async def _awaited() -> bool:
+    info = activity.info()
+    try:
+        handle = activity.client().get_workflow_handle(info.workflow_id)
+        return bool(await handle.query(AWAITS_NODE_QUERY, info.activity_id, result_type=bool))
+    except (RPCError, WorkflowQueryFailedError):
+        return False
 
 
 async def _stop(future: asyncio.Future[object], on_cancel: Callable[[], None] | None) -> None:

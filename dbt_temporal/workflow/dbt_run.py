@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from dbt_temporal import __version__
     from dbt_temporal.config.project_config import LifecycleHooks, RetryConfig, validation_message
     from dbt_temporal.contract import (
+        AWAITS_NODE_QUERY,
         COMMANDS,
         LISTING_COMMANDS,
         NODE_REPORT_SIGNAL,
@@ -139,11 +140,17 @@ class DbtRunWorkflow:
         # Reports of the nodes this run inherited still running from the run before (by unique_id).
         # Kept whenever they come: the first may arrive before the run has read its carryover.
         self._reports: dict[str, NodeReport] = {}
+        self._inherited: set[str] = set()
         self._session = SessionSpec()
 
     @workflow.signal(name=NODE_REPORT_SIGNAL)
     def node_report(self, report: NodeReport) -> None:
         self._reports[report.unique_id] = report
+
+    @workflow.query(name=AWAITS_NODE_QUERY)
+    def awaits_node(self, unique_id: str) -> bool:
+        """Whether this run inherited the node still running from the run before, and awaits it."""
+        return unique_id in self._inherited and unique_id not in self._results
 
     @workflow.query(name=SESSION_QUERY)
     def session(self) -> SessionSpec:
@@ -173,6 +180,7 @@ class DbtRunWorkflow:
                 run = run.model_copy(update={"env": {**(run.env or {}), **pre_run.extra_env}})
                 self._secrets += list(pre_run.extra_env.values())
         else:
+            self._inherited = set(carryover.in_flight)
             self._results = {r.unique_id: r for r in carryover.results}
             self._index_of = dict(carryover.index_of)
             self._log = list(carryover.log)
