@@ -217,3 +217,14 @@ def search_attributes_of(address: str, workflow_id: str) -> dict[str, object]:
         return {pair.key.name: pair.value for pair in description.typed_search_attributes}
 
     return asyncio.run(main())
+
+
+# A Python model that sleeps SHOP_SLOW_SECONDS (an env var of the worker): a node that runs a while.
+SLOW_PYTHON_MODEL = """import os
+import time
+
+
+def model(dbt, session):
+    time.sleep(float(os.environ["SHOP_SLOW_SECONDS"]))
+    return session.sql("select 1 as id")
+"""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dbt_temporal.contract import DbtRunInput, NodeStatus
 from tests.support import (
+    SLOW_PYTHON_MODEL,
     TEST_PROJECTS,
     copy_project,
     dbtt,
@@ -279,3 +280,78 @@ def test_cancel_interrupts_a_long_duckdb_query(tmp_path: Path, start_worker) -> 
     # only after its 30 s grace; interrupted, the node stops as soon as the cancellation arrives.
     assert time.monotonic() - cancelled_at < 25
     assert output_of(run_and_wait(worker, DbtRunInput(command="run", select="steady"))).success
+
+
+def test_a_node_of_a_run_reset_from_the_temporal_ui_stops(shop: Path, start_worker) -> None:
+    (shop / "models" / "slow.py").write_text(SLOW_PYTHON_MODEL)
+    worker = start_worker(shop, SHOP_SLOW_SECONDS="15")
+    start_without_waiting(worker, DbtRunInput(command="run", select="slow"), "reset-running")
+    wait_until(lambda: node_status_is(worker.address, "reset-running", "model.shop.slow", "running"), timeout=60)
+
+    reset_to_first_task(worker.address, "reset-running")
+
+    # The node's heartbeat finds its run gone, and the run that replaced it did not inherit the
+    # node (only a handover does that): the node stops instead of running on beside its rerun.
+    stopped = "run reset-running: model.shop.slow stopped, its workflow run has ended"
+    wait_until(lambda: any(stopped in line for line in worker.lines), timeout=40)
+    terminate(worker.address, "reset-running")
+
+
+def reset_to_first_task(address: str, workflow_id: str) -> None:
+    """What the Temporal UI's Reset does: a new run from the first workflow task; the old one ends."""
+    import asyncio
+    import uuid
+
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+    from temporalio.client import Client
+
+    async def main() -> None:
+        client = await Client.connect(address)
+        handle = client.get_workflow_handle(workflow_id)
+        first_task = next(
+            event.event_id
+            for event in (await handle.fetch_history()).events
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+        )
+        await client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+                reason="test",
+                workflow_task_finish_event_id=first_task,
+                request_id=str(uuid.uuid4()),
+            )
+        )
+
+    asyncio.run(main())
+
+
+def test_a_node_of_a_terminated_run_stops_its_query(tmp_path: Path, start_worker) -> None:
+    worker = flaky_worker(tmp_path, start_worker)
+    start_without_waiting(worker, DbtRunInput(command="run", select="endless"), "terminated")
+    wait_until(lambda: node_status_is(worker.address, "terminated", "model.flaky.endless", "running"), timeout=60)
+
+    terminate(worker.address, "terminated")
+
+    stopped = "run terminated: model.flaky.endless stopped, its workflow run has ended"
+    wait_until(lambda: any(stopped in line for line in worker.lines), timeout=40)
+    assert output_of(run_and_wait(worker, DbtRunInput(command="run", select="steady"))).success
+
+
+def terminate(address: str, workflow_id: str, missing_ok: bool = False) -> None:
+    import asyncio
+
+    from temporalio.client import Client
+    from temporalio.service import RPCError
+
+    async def main() -> None:
+        client = await Client.connect(address)
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("test")
+        except RPCError:
+            if not missing_ok:
+                raise
+
+    asyncio.run(main())

@@ -8,6 +8,7 @@ from pathlib import Path
 from dbt_temporal.contract import DbtRunInput, NodeReport, NodeStatus
 from tests.support import (
     EXAMPLES,
+    SLOW_PYTHON_MODEL,
     TEST_PROJECTS,
     copy_project,
     dbt_build,
@@ -151,16 +152,6 @@ def test_a_long_run_continues_as_new_and_keeps_every_result(shop: Path, start_wo
     assert len(indexes) == len(set(indexes))  # every node numbered once across runs
     assert view.log[-1] == "Done. PASS=21 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=21"
     assert handovers(worker.address, "handover") >= 1
-
-
-SLOW_PYTHON_MODEL = """import os
-import time
-
-
-def model(dbt, session):
-    time.sleep(float(os.environ["SHOP_SLOW_SECONDS"]))
-    return session.sql("select 1 as id")
-"""
 
 
 def test_a_handover_does_not_wait_for_a_slow_node(shop: Path, start_worker) -> None:

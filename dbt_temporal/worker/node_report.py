@@ -100,6 +100,8 @@ async def _awaited() -> bool:
 
 async def _stop(future: asyncio.Future[object], on_cancel: Callable[[], None] | None) -> None:
     """No workflow waits for the node any more: cancel its query and let it wind down."""
+    info = activity.info()
+    log.warning("run %s: %s stopped, its workflow run has ended", info.workflow_id, info.activity_id)
     if on_cancel is not None:
         await asyncio.to_thread(on_cancel)
     await asyncio.wait({future}, timeout=STOP_GRACE_SECONDS)
