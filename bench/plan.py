@@ -8,9 +8,9 @@ from pathlib import Path
 
 from bench.approaches import project_env
 from dbt_temporal.client.codec import encoded_size
-from dbt_temporal.config.project_config import RetryConfig
+from dbt_temporal.config.project_config import ProjectConfig
 from dbt_temporal.config.projects import discover_projects
-from dbt_temporal.config.settings import Settings
+from dbt_temporal.config.settings import WorkerSettings
 from dbt_temporal.contract import PlanRequest, SessionSpec
 from dbt_temporal.engine.planner import plan_selection
 from dbt_temporal.engine.pool import SessionPool
@@ -28,12 +28,13 @@ class PlanFigures:
 
 def measure_plan(project: Path) -> PlanFigures:
     """Parse `project` once and plan `build` of everything, timing the plan alone."""
-    pool = SessionPool(discover_projects(Settings(dbt_project_dir=project)))
+    settings = WorkerSettings(dbt_project_dir=project)
+    pool = SessionPool(discover_projects(settings), settings.work_root)
     spec = SessionSpec(env=project_env(project))
     try:
         with pool.lease(spec) as session:
             started = time.perf_counter()
-            plan = plan_selection(session, PlanRequest(session=spec, command="build"), RetryConfig())
+            plan = plan_selection(session, PlanRequest(session=spec, command="build"), ProjectConfig())
             plan_seconds = time.perf_counter() - started
             return PlanFigures(
                 nodes=len(plan.nodes),
