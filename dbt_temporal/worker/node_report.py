@@ -3,8 +3,8 @@
 A workflow run that hands over to a fresh run (continue-as-new) closes, and a closed run takes no
 activity result. Holding the handover until every running node is done would idle the free
 threads for as long as the slowest node runs (one 20-minute model stalls the whole run), so the
-run hands over at once and its running nodes report to the workflow id, which always names the
-chain's current run:
+run hands over once the nodes it started last have settled (workflow/dbt_run.py, HANDOVER_SETTLE)
+and the nodes still running report to the workflow id, which always names the chain's current run:
 
 - a node completes its activity itself, through the client, so that it learns the answer: the
   server says NOT_FOUND when the run that started it has closed, and the outcome then goes to
