@@ -123,7 +123,7 @@ async def submit(worker: WorkerProcess, run: DbtRunInput) -> tuple[float, DbtRun
         await handle.terminate("benchmark run timeout")
         error = f"terminated after {RUN_TIMEOUT_SECONDS:.0f}s (BENCH_RUN_TIMEOUT)"
     except Exception:  # noqa: BLE001 - a failed run is a result to report
-        view = await fetch_view(handle)
+        view = await fetch_view(client, handle)
         output, error = view.output, f"{view.status}: {view.error}"
     wall = time.perf_counter() - started
     return wall, output, error, await _history_of_every_run(client, handle.id, handle.result_run_id)

@@ -428,6 +428,13 @@ class NodeResult(BaseModel):
     started_at: float | None = None
     completed_at: float | None = None
 
+    def lean(self) -> NodeResult:
+        """The result as the workflow keeps it: without compiled SQL, phase timings or macro log lines,
+        which stay in the node's own event of the history (client/node_details.py reads them back)."""
+        if self.compiled_code is None and not self.timing and not self.log_lines:
+            return self
+        return self.model_copy(update={"compiled_code": None, "timing": [], "log_lines": []})
+
 
 class HookRun(BaseModel):
     """One lifecycle hook of the run: which workflow it started and how that went."""

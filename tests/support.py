@@ -180,7 +180,7 @@ def view_of(address: str, workflow_id: str, wait: bool = True) -> RunView:
                 await handle.result()
             except WorkflowFailureError:
                 pass
-        return await fetch_view(handle)
+        return await fetch_view(client, handle)
 
     return asyncio.run(main())
 

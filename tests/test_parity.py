@@ -9,6 +9,7 @@ in dbt's own status words, and each run must see its own invocation.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -102,6 +103,14 @@ def test_on_run_end_sees_the_results_dbt_gives_it(runs: dict) -> None:
         return sorted(row[1:] for row in rows if invocation_id in (None, row[0]))
 
     assert recorded(runs["database"], runs["first"].invocation_id) == recorded(runs["reference_db"])
+
+
+def test_the_report_has_compiled_sql_where_dbt_has(runs: dict) -> None:
+    """The workflow keeps results lean; the report reads each node's and hook's SQL back from the history."""
+    reference = json.loads((runs["reference_db"].parent / "target" / "run_results.json").read_text())
+    expected = {result["unique_id"] for result in reference["results"] if result.get("compiled_code")}
+    assert "operation.every_kind.every_kind-on-run-end-0" in expected
+    assert {result.unique_id for result in runs["first"].node_results if result.compiled_code} == expected
 
 
 def test_selected_lists_what_ran_or_was_skipped(runs: dict) -> None:

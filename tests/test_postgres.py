@@ -88,7 +88,7 @@ def run_together(worker: WorkerProcess, runs: list[DbtRunInput], gate: Gate | No
                 await handle.result()
             except WorkflowFailureError:
                 pass
-        return [await fetch_view(handle) for handle in handles]
+        return [await fetch_view(client, handle) for handle in handles]
 
     return asyncio.run(main())
 
@@ -336,7 +336,7 @@ def run_together_gated(worker: WorkerProcess, run: DbtRunInput, gate: Gate, wait
             await handle.result()
         except WorkflowFailureError:
             pass
-        return [await fetch_view(handle)]
+        return [await fetch_view(client, handle)]
 
     return asyncio.run(main())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dbt_temporal.contract import DbtRunInput, NodeReport, NodeStatus
+from dbt_temporal.contract import DbtRunInput, DbtRunOutput, NodeReport, NodeResult, NodeStatus
 from tests.support import (
     EXAMPLES,
     SLOW_PYTHON_MODEL,
@@ -152,6 +152,10 @@ def test_a_long_run_continues_as_new_and_keeps_every_result(shop: Path, start_wo
     assert len(indexes) == len(set(indexes))  # every node numbered once across runs
     assert view.log[-1] == "Done. PASS=21 WARN=0 ERROR=0 SKIP=0 NO-OP=0 TOTAL=21"
     assert handovers(worker.address, "handover") >= 1
+    # The workflow carries lean results; the report reads each node's SQL back from the run it ran in.
+    assert all(r.compiled_code is None and not r.timing for r in workflow_result(worker.address, "handover"))
+    assert all(r.timing for r in output.node_results)
+    assert all(r.compiled_code for r in output.node_results if not r.unique_id.startswith("seed."))
 
 
 def test_a_handover_does_not_wait_for_a_slow_node(shop: Path, start_worker) -> None:
@@ -214,6 +218,21 @@ def node_reports(address: str, workflow_id: str) -> list[NodeReport]:
                 [report] = await data_converter.decode(payloads, [NodeReport])
                 reports.append(report)
         return reports
+
+    return asyncio.run(main())
+
+
+def workflow_result(address: str, workflow_id: str) -> list[NodeResult]:
+    """The node results of the workflow's own output, as its history holds it."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from dbt_temporal.client.codec import data_converter
+
+    async def main() -> list[NodeResult]:
+        client = await Client.connect(address, data_converter=data_converter)
+        return (await client.get_workflow_handle(workflow_id, result_type=DbtRunOutput).result()).node_results
 
     return asyncio.run(main())
 

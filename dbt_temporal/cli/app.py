@@ -236,12 +236,12 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
     """
     live_view = LiveView()
     idle = IdleQueueWarning(client)
-    view = await fetch_view(handle)
+    view = await fetch_view(client, handle)
     while follow and view.running and not view.command:
         # The run has not taken its first step: until it says its command, how to show it is unknown.
         await idle.check(view)
         await asyncio.sleep(POLL_SECONDS)
-        view = await fetch_view(handle)
+        view = await fetch_view(client, handle)
     if not follow:
         if output == OutputFormat.text and not console.is_terminal:
             _stream_log(view, 0)
@@ -256,7 +256,7 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
             while view.running:
                 await idle.check(view)
                 await asyncio.sleep(POLL_SECONDS)
-                view = await fetch_view(handle)
+                view = await fetch_view(client, handle)
                 live.update(live_view.render(view))
         return view
     streaming = output == OutputFormat.text
@@ -264,7 +264,7 @@ async def watch(client: Client, handle: WorkflowHandle, output: OutputFormat, fo
     while view.running:
         await idle.check(view)
         await asyncio.sleep(POLL_SECONDS)
-        view = await fetch_view(handle)
+        view = await fetch_view(client, handle)
         printed = _stream_log(view, printed) if streaming else 0
     return view
 
@@ -649,7 +649,7 @@ def submit(
         started.append(run_id)
         if output == OutputFormat.text:
             say_started(settings, run_id)
-        return await watch(client, handle, output) if wait else await fetch_view(handle)
+        return await watch(client, handle, output) if wait else await fetch_view(client, handle)
 
     view = run_watching(main(), started)
     if not wait:
@@ -734,7 +734,7 @@ def _show_graph(settings: Settings, workflow_id: str | None, graph_file: Path | 
         client = await connect(settings)
         handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
         try:
-            return await fetch_view(handle), await plan_of(client, workflow_id)
+            return await fetch_view(client, handle), await plan_of(client, workflow_id)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
@@ -854,7 +854,7 @@ def _cancel(settings: Settings, workflow_id: str, output: OutputFormat) -> NoRet
         client = await connect(settings)
         handle = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
         try:
-            view = await fetch_view(handle)
+            view = await fetch_view(client, handle)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 fail(f"no run with workflow id '{workflow_id}'; list recent runs with: dbtt status")
@@ -913,7 +913,7 @@ def reset(
         started.append(handle.id)
         if output == OutputFormat.text:
             say_started(settings, handle.id)
-        return await watch(client, handle, output) if wait else await fetch_view(handle)
+        return await watch(client, handle, output) if wait else await fetch_view(client, handle)
 
     view = run_watching(main(), started)
     if not wait:

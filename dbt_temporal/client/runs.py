@@ -20,6 +20,7 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ApplicationError, CancelledError, TerminatedError, TimeoutError
 from temporalio.service import RPCError, RPCStatusCode
 
+from dbt_temporal.client.node_details import read_node_details, with_details
 from dbt_temporal.client.schedules import SCHEDULED_BY_ATTRIBUTE
 from dbt_temporal.config.settings import Settings
 from dbt_temporal.contract import (
@@ -246,7 +247,8 @@ def _failure_details(err: BaseException) -> tuple[str, str | None, DbtRunOutput 
     return str(cause or err), None, None
 
 
-async def fetch_view(handle: WorkflowHandle) -> RunView:
+async def fetch_view(client: Client, handle: WorkflowHandle) -> RunView:
+    """The run as the CLI shows it; once it has ended, its nodes' results in full (compiled code included)."""
     description = await handle.describe()
     memo = await description.memo()
     view = RunView(
@@ -268,6 +270,9 @@ async def fetch_view(handle: WorkflowHandle) -> RunView:
             view.output = await handle.result()
         except WorkflowFailureError as err:
             view.error, view.error_type, view.output = _failure_details(err)
+    if view.output is not None and view.output.node_results:
+        details = await read_node_details(client, handle.id, description.run_id)
+        view.output.node_results = with_details(view.output.node_results, details)
     return view
 
 
@@ -354,7 +359,7 @@ async def rerun_failed(client: Client, workflow_id: str) -> WorkflowHandle:
     project no longer has are refused rather than silently dropped.
     """
     previous = client.get_workflow_handle(workflow_id, result_type=DbtRunOutput)
-    view = await fetch_view(previous)
+    view = await fetch_view(client, previous)
     if view.running:
         raise ResetError(f"run '{workflow_id}' is still running; wait for it or cancel it first")
     if view.output is None and not view.node_status:

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from dbt_temporal.artifact_store import StoreError, StoreMisconfigured
+from dbt_temporal.client.node_details import read_node_details, with_details
 from dbt_temporal.contract import (
     DOCS_COMMAND,
     LISTING_COMMANDS,
@@ -132,6 +133,29 @@ def crash_error(err: Exception, secret_values: Sequence[str]) -> ApplicationErro
     return ApplicationError(message, type="NodeCrashed", non_retryable=True)
 
 
+async def _heartbeating(work: Awaitable[T]) -> T:
+    """Await `work` (a node thread's, or reading a long run's history), heartbeating meanwhile."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
+        if done:
+            return task.result()
+        activity.heartbeat()
+
+
+async def _with_details(results: list[NodeResult]) -> list[NodeResult]:
+    """The run's lean results with their compiled code and phase timings, read from its history."""
+    if not results:
+        return results
+    info = activity.info()
+    try:
+        details = await _heartbeating(read_node_details(activity.client(), info.workflow_id, info.workflow_run_id))
+    except RPCError as err:
+        unreadable = ApplicationError(f"cannot read the run's history: {err.message}", type="HistoryUnreadable")
+        raise _logged(unreadable) from None
+    return with_details(results, details)
+
+
 def is_last_attempt() -> bool:
     info = activity.info()
     maximum = info.retry_policy.maximum_attempts if info.retry_policy else 0
@@ -178,11 +202,7 @@ class DbtActivities:
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self.executor, contextvars.copy_context().run, work)
         try:
-            while True:
-                done, _ = await asyncio.wait({future}, timeout=HEARTBEAT_EVERY_SECONDS)
-                if done:
-                    return future.result()
-                activity.heartbeat()
+            return await _heartbeating(future)
         except asyncio.CancelledError:
             if node_report.run_has_closed():
                 return await node_report.outlive_handover(future, on_cancel)
@@ -325,10 +345,11 @@ class DbtActivities:
     @activity.defn(name=PROJECT_HOOKS_ACTIVITY)
     async def project_hooks(self, request: ProjectHooksRequest) -> list[NodeResult]:
         secrets = list(request.session.env.values())
+        run_results = await _with_details(request.results)  # dbt's `results`: compiled code included
 
         def run_hooks() -> list[NodeResult]:
             with self._invocation(request.session, request.command, request.invocation) as invocation:
-                return run_project_hooks(invocation, request.hook_type, request.results)
+                return run_project_hooks(invocation, request.hook_type, run_results)
 
         results = await self._reporting(run_hooks, secrets)
         return [r.model_copy(update={"message": redact(r.message, secrets) if r.message else None}) for r in results]
@@ -341,6 +362,7 @@ class DbtActivities:
         def run_invocation() -> AbstractContextManager[Invocation]:
             return self._invocation(request.session, request.command, request.invocation)
 
+        request = request.model_copy(update={"results": await _with_details(request.results)})
         try:
             return await self._in_thread(lambda: store_run(request, run_invocation, secrets))
         except StoreMisconfigured as err:

@@ -108,10 +108,6 @@ def node_retry_policy(retry: RetryConfig) -> RetryPolicy:
     )
 
 
-def _lean(result: NodeResult) -> NodeResult:
-    return result.model_copy(update={"compiled_code": None, "timing": []})
-
-
 def _any_failed(results: list[NodeResult]) -> bool:
     return any(result.status == NodeStatus.error for result in results)
 
@@ -223,13 +219,12 @@ class DbtRunWorkflow:
         return LifecycleHookRunner(hooks, self._say, carryover.hook_runs, carryover.hook_errors)
 
     def _hook_payload(self, carryover: Carryover, output: DbtRunOutput | None = None) -> dict[str, object]:
-        """What a hook workflow receives by default: env values never, compiled SQL not."""
-        shown = output.model_copy(update={"node_results": [_lean(r) for r in output.node_results]}) if output else None
+        """What a hook workflow receives by default: env values never, compiled SQL not (results are lean)."""
         return {
             "invocation_id": carryover.invocation_id,
             "input": self._state.command,
             "plan": carryover.plan.model_dump(mode="json"),
-            "output": shown.model_dump(mode="json") if shown else None,
+            "output": output.model_dump(mode="json") if output else None,
         }
 
     def _ended_before_nodes(self, run: DbtRunInput, carryover: Carryover, pre_run: PreRunOutcome) -> DbtRunOutput:
@@ -263,8 +258,9 @@ class DbtRunWorkflow:
             command=run.command,
             invocation=self._invocation(run, carryover),
             hook_type=hook_type,
-            # As in dbt's `results`: compiled code included (elementary and dbt_artifacts read it).
-            results=[r.model_copy(update={"timing": []}) for r in results],
+            # Lean: the worker reads the compiled code back from the history (elementary and
+            # dbt_artifacts read it from dbt's `results`).
+            results=results,
         )
         try:
             hook_results = await workflow.execute_activity(
@@ -289,7 +285,7 @@ class DbtRunWorkflow:
         self._say(*runlog.hook_lines(hook_results))
         self._hook_status.update({result.unique_id: result.status for result in hook_results})
         self._memo_dirty = True
-        return hook_results
+        return [result.lean() for result in hook_results]
 
     async def _end_hooks(self, run: DbtRunInput, carryover: Carryover) -> list[NodeResult]:
         if not carryover.plan.end_hooks:
@@ -495,8 +491,9 @@ class DbtRunWorkflow:
 
         def record(result: NodeResult) -> None:
             uid = result.unique_id
-            # What the node's macros logged goes to the run log, not on through history with its result.
-            self._results[uid] = result.model_copy(update={"log_lines": []}) if result.log_lines else result
+            # Kept lean: what the node's macros logged goes to the run log; its compiled SQL and phase
+            # timings stay in its own event, so nothing the run carries on grows with the project's SQL.
+            self._results[uid] = result.lean()
             self._say(*result.log_lines, runlog.finish_line(self._index(uid), total, nodes[uid], result))
             for skipped in scheduler.finish(uid, result.status):
                 record_skip(skipped, None)  # as in dbt's run_results: a skipped child has no message
@@ -545,7 +542,7 @@ class DbtRunWorkflow:
             await workflow.wait(list(running))
         for task in running:
             result = task.result()
-            self._results[result.unique_id] = result
+            self._results[result.unique_id] = result.lean()
             if result.status != NodeStatus.cancelled:  # it finished before the cancellation reached it
                 scheduler.finish(result.unique_id, result.status)
         for uid in scheduler.cancel_unfinished():
