@@ -161,6 +161,8 @@ class Comparison:
     relation_differences: list[dict[str, object]]
     column_order_differences: list[str]
     relations: int
+    # Unreadable on both sides alike (e.g. a view over a file the profile attaches): not compared.
+    unreadable: list[str]
     speed: dict[str, float | None]
 
     @property
@@ -194,6 +196,11 @@ def compare(
         relation_differences=_relation_differences(dbt_relations, dbtt_relations),
         column_order_differences=_column_orders(dbt_relations, dbtt_relations),
         relations=len(dbt_relations.keys() | dbtt_relations.keys()),
+        unreadable=sorted(
+            key
+            for key in dbt_relations.keys() & dbtt_relations.keys()
+            if dbt_relations[key].rows is None and dbtt_relations[key].rows is None
+        ),
         speed=_speed(dbt, dbtt),
     )
 
@@ -258,6 +265,9 @@ def render(comparison: Comparison, dbt: Side, dbtt: Side) -> str:
     lines.append(f"relations: {comparison.relations}, differing: {len(comparison.relation_differences)}")
     lines += [f"  {json.dumps(difference)}" for difference in comparison.relation_differences]
     lines += [f"  same columns in another order: {key}" for key in comparison.column_order_differences]
+    if comparison.unreadable:
+        lines.append(f"unreadable on both sides, not compared: {len(comparison.unreadable)}")
+        lines += [f"  {key}" for key in comparison.unreadable]
     speed = comparison.speed
     lines.append(
         f"speed: elapsed_time dbt {speed['dbt_elapsed_s']}s, dbtt {speed['dbtt_elapsed_s']}s "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.compare import Side, compare, relations_of
+from bench.compare import Side, compare, relations_of, render
 
 
 def _database(project: Path, rows: list[tuple[int, str]]) -> Path:
@@ -72,6 +72,20 @@ def test_ignored_columns_leave_the_comparison(tmp_path: Path) -> None:
     b = relations_of(_database(tmp_path / "b", [(1, "shipped"), (2, "open")]), frozenset({"status"}))
     result = compare(_side({}), _side({}), a, b)
     assert [d["relation"] for d in result.relation_differences] == ["bench.duckdb/main.open_orders"]
+
+
+def test_relations_unreadable_on_both_sides_are_listed_as_not_compared(tmp_path: Path) -> None:
+    sides = []
+    for name in ("a", "b"):
+        project = _database(tmp_path / name, [(1, "open")])
+        with duckdb.connect(str(project / "bench.duckdb")) as connection:
+            connection.execute("create table gone as select 1 as id")
+            connection.execute("create view reads_gone as select * from gone")
+            connection.execute("drop table gone")
+        sides.append(relations_of(project))
+    result = compare(_side({"model.p.orders": "success"}), _side({"model.p.orders": "success"}), *sides)
+    assert result.unreadable == ["bench.duckdb/main.reads_gone"]
+    assert "unreadable on both sides, not compared: 1" in render(result, _side({}), _side({}))
 
 
 def test_two_runs_that_ran_nothing_are_no_match() -> None:
