@@ -8,6 +8,9 @@ node). Evicting closes the session's warehouse connections.
 Planning first checks the project's files (`source_stamp`): after an edit the
 session is parsed again, and the old one is kept aside, under its manifest
 digest, for the nodes of runs planned on it, until it is evicted like any other.
+
+Each parse ends by freezing the heap out of the garbage collector's reach, and each
+closed session thaws it so that its manifest can be reclaimed (`heap`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from dbt_temporal.config.projects import ProjectDir
 from dbt_temporal.contract import SessionSpec
+from dbt_temporal.engine import heap
 from dbt_temporal.engine.session import DbtSession, open_session, session_key, session_work_dir
 from dbt_temporal.engine.source_stamp import source_stamp
 from dbt_temporal.redaction import redact
@@ -140,6 +144,7 @@ class SessionPool:
             stamp = source_stamp(project.path, project.profiles_dir)  # before parsing: an edit meanwhile shows
             work_dir = session_work_dir(self.work_root, project.name, f"{key}-{stamp[:8]}")
             session = open_session(project.path, project.profiles_dir, spec, key, work_dir, stamp)
+            heap.freeze_after_parse()
             with self._lock:
                 self._sessions[key] = session
                 self._opening.pop(key, None)
@@ -170,6 +175,8 @@ class SessionPool:
 
 
 def _close(sessions: list[DbtSession]) -> None:
+    if sessions:
+        heap.thaw()
     for session in sessions:
         log.info("closing the warm session %s of %s", session.key, session.config.project_name)
         try:
