@@ -294,7 +294,7 @@ class ArtifactOptions(BaseModel):
 
 
 class Plan(BaseModel):
-    """What the workflow schedules; `nodes` are in topological order, the order dbt starts them."""
+    """What the workflow schedules; `nodes` are in the order dbt's queue ranks them (a topological order)."""
 
     project: str
     target: str

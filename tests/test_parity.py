@@ -37,12 +37,15 @@ def make_read_only(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, temporal) -> dict:  # noqa: ANN001
-    """Plain `dbt build` on one copy; two dbtt builds on a read-only copy, through one worker."""
+    """Plain `dbt build` on one copy; two dbtt builds on a read-only copy, through one worker.
+
+    The reference and the first dbtt build run one node at a time, so that their start orders compare.
+    """
     from tests.support import WorkerProcess
 
     base = tmp_path_factory.mktemp("parity")
     reference = copy_project(TEST_PROJECTS / "every_kind", base / "reference")
-    expected = dbt_build(reference, {"EVERY_KIND_DUCKDB_PATH": str(reference / "every_kind.duckdb")})
+    expected = dbt_build(reference, {"EVERY_KIND_DUCKDB_PATH": str(reference / "every_kind.duckdb")}, "--threads", "1")
 
     project = copy_project(TEST_PROJECTS / "every_kind", base / "project")
     make_read_only(project)
@@ -58,7 +61,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory, temporal) -> dict:  # noqa: A
         },
     ).start()
     try:
-        first = output_of(run_and_wait(worker, DbtRunInput()))
+        first = output_of(run_and_wait(worker, DbtRunInput(threads=1)))
         second = output_of(run_and_wait(worker, DbtRunInput()))
         # What `dbtt reset` sends: exact nodes, here a model and its unit test.
         exact = output_of(run_and_wait(worker, DbtRunInput(unique_ids=[BIG_EVENTS, BIG_EVENTS_UNIT_TEST])))
@@ -93,6 +96,17 @@ def test_every_node_kind_and_project_hook_matches_dbt_build(runs: dict) -> None:
     assert first.node_results[-1].unique_id == "operation.every_kind.every_kind-on-run-end-1"
     for table in STABLE_TABLES:
         assert table_rows(runs["database"], table) == table_rows(runs["reference_db"], table), table
+
+
+def test_nodes_start_in_the_order_dbt_starts_them(runs: dict) -> None:
+    """Several ready nodes start as dbt's queue takes them: by depth in the graph, then by unique_id.
+
+    It matters beyond looks: a model that reads a table it does not declare sees it built or not.
+    """
+    reference = json.loads((runs["reference_db"].parent / "target" / "run_results.json").read_text())
+    dbt_order = [result["unique_id"] for result in reference["results"]]
+    started = sorted(runs["first"].node_results, key=lambda result: result.started_at or 0.0)
+    assert [result.unique_id for result in started] == dbt_order
 
 
 def test_on_run_end_sees_the_results_dbt_gives_it(runs: dict) -> None:

@@ -57,6 +57,18 @@ def test_concurrency_limits_running_nodes() -> None:
     assert started(scheduler) == ["c"]
 
 
+def test_of_several_ready_nodes_the_earliest_in_the_plan_starts_first() -> None:
+    """dbt's queue order (the planner's plan order), even for a node that became ready last."""
+    dag = plan({"a": [], "r": [], "a1": ["a"], "s": ["r"], "t": ["r"]})
+    for in_plan_order, expected in ((True, "a1"), (False, "t")):
+        scheduler = DagScheduler(dag, concurrency=2, in_plan_order=in_plan_order)
+        assert started(scheduler) == ["a", "r"]
+        scheduler.finish("r", NodeStatus.success)
+        assert started(scheduler) == ["s"]
+        scheduler.finish("a", NodeStatus.success)  # a1 becomes ready after t, yet comes first in the plan
+        assert started(scheduler) == [expected], in_plan_order
+
+
 def test_failure_skips_all_descendants_and_names_the_cause() -> None:
     scheduler = DagScheduler(DAG, concurrency=4)
     started(scheduler)

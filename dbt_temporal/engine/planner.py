@@ -14,6 +14,7 @@ from typing import Any
 
 import networkx as nx
 from dbt.compilation import _generate_stats
+from dbt.graph.queue import GraphQueue
 from dbt.node_types import NodeType, RunHookType
 from dbt.task.build import BuildTask
 from dbt.task.clone import CloneTask
@@ -169,8 +170,9 @@ def plan_selection(
             graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
     selected = set(graph.nodes)
+    ranks = dbt_start_ranks(graph, session.manifest)
     graph = _without_ephemeral_models(graph, session.manifest)
-    order, parents = _with_unit_tests(session, list(nx.topological_sort(graph)), graph, unit_tests)
+    order, parents = _with_unit_tests(session, sorted(graph.nodes, key=ranks.__getitem__), graph, unit_tests)
     reduced = reduced_parents(order, parents)
     nodes = [_planned(session, uid, positions) for uid, positions in zip(order, reduced, strict=True)]
     start_hooks, end_hooks = _project_hooks(session, request.command)
@@ -245,6 +247,17 @@ def _project_hooks(session: DbtSession, command: str) -> tuple[list[Any], list[A
         [hook for hook in hooks if RunHookType.Start in hook.tags],
         [hook for hook in hooks if RunHookType.End in hook.tags],
     )
+
+
+def dbt_start_ranks(graph: nx.DiGraph, manifest: Any) -> dict[str, tuple[int, str]]:
+    """Where each node stands in dbt's queue: of several ready nodes, dbt starts the least first.
+
+    dbt ranks a node by its depth in its connected part of the graph, then by unique_id
+    (GraphQueue's scores). A parent is always shallower than its child, so ordering by rank
+    is also a topological order, and the scheduler keeps it among ready nodes.
+    """
+    scores = GraphQueue(graph, manifest, set(graph.nodes))._scores  # dbt's own ranking, not a copy of it
+    return {uid: (scores[uid], uid) for uid in graph.nodes}
 
 
 def _exact_nodes(session: DbtSession, request: PlanRequest) -> tuple[nx.DiGraph, list[str]]:

@@ -75,6 +75,8 @@ STORE_RETRY = RetryPolicy(
 STORE_ARTIFACTS_PATCH = "store-artifacts"
 # Runs before this patch stopped starting nodes at a handover and waited for the running ones.
 HAND_OVER_RUNNING_NODES_PATCH = "hand-over-running-nodes"
+# Runs before this patch started ready nodes in the order they became ready, not in dbt's (scheduler.py).
+START_IN_PLAN_ORDER_PATCH = "start-in-plan-order"
 # A node still running at a handover says so every few seconds (worker/node_report.py); one not
 # heard from for this long is taken as lost with its worker, and started again.
 HANDED_OVER_SILENCE = timedelta(seconds=60)
@@ -185,7 +187,7 @@ class DbtRunWorkflow:
             lifecycle = self._lifecycle(run, carryover)
 
         plan = carryover.plan
-        scheduler = DagScheduler(plan.nodes, carryover.threads)
+        scheduler = DagScheduler(plan.nodes, carryover.threads, workflow.patched(START_IN_PLAN_ORDER_PATCH))
         scheduler.restore({uid: r.status for uid, r in self._results.items()})
         scheduler.resume_running(carryover.in_flight)
         if run.carryover is None and plan.start_hooks:

@@ -3,19 +3,27 @@
 Pure logic, deterministic and free of I/O, so the workflow can use it and
 unit tests can drive it directly. A node becomes ready the moment all of its
 own parents have succeeded: there is no level barrier.
+
+Of several ready nodes, the one earliest in the plan starts first. The planner orders the
+plan as dbt's own queue ranks nodes (graph depth, then unique_id), so with free threads
+dbtt starts nodes in the order `dbt build` does. Runs recorded before that rule started
+ready nodes in the order they became ready (`in_plan_order=False`), and replay so.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 
 from dbt_temporal.contract import NodeStatus, PlannedNode
 
 
 class DagScheduler:
-    def __init__(self, nodes: list[PlannedNode], concurrency: int) -> None:
+    def __init__(self, nodes: list[PlannedNode], concurrency: int, in_plan_order: bool = True) -> None:
         self.concurrency = max(1, concurrency)
         self.nodes = {node.unique_id: node for node in nodes}
+        self._plan_order = [node.unique_id for node in nodes]
+        self._position = {uid: position for position, uid in enumerate(self._plan_order)}
         self.status: dict[str, NodeStatus] = {uid: NodeStatus.pending for uid in self.nodes}
         # Why a node was skipped: the unique_id of the node whose failure caused it, or a reason.
         self.skip_cause: dict[str, str] = {}
@@ -26,8 +34,11 @@ class DagScheduler:
             self._unfinished_parents[node.unique_id] = parents
             for parent in parents:
                 self._children[parent].append(node.unique_id)
-        # Plan order is topological; keeping it makes start order match dbt's.
-        self._ready: deque[str] = deque(uid for uid in self.nodes if not self._unfinished_parents[uid])
+        # Positions in the plan: a heap (in plan order) or a queue (in the order they became ready).
+        self._ready: list[int] | deque[int] = [] if in_plan_order else deque()
+        for uid in self.nodes:
+            if not self._unfinished_parents[uid]:
+                self._push_ready(uid)
         self.running: set[str] = set()
 
     def resume_running(self, uids: list[str]) -> None:
@@ -40,7 +51,7 @@ class DagScheduler:
         """Nodes to start now, marked running, within the concurrency limit."""
         started: list[PlannedNode] = []
         while self._ready and len(self.running) < self.concurrency:
-            uid = self._ready.popleft()
+            uid = self._pop_ready()
             if self.status[uid] != NodeStatus.pending:
                 continue
             self.status[uid] = NodeStatus.running
@@ -58,7 +69,7 @@ class DagScheduler:
             waiting = self._unfinished_parents[child]
             waiting.discard(uid)
             if not waiting and self.status[child] == NodeStatus.pending:
-                self._ready.append(child)
+                self._push_ready(child)
         return []
 
     def skip_pending(self, reason: str) -> list[str]:
@@ -92,6 +103,16 @@ class DagScheduler:
     @property
     def done(self) -> bool:
         return not self.running and not self._ready
+
+    def _push_ready(self, uid: str) -> None:
+        if isinstance(self._ready, deque):
+            self._ready.append(self._position[uid])
+        else:
+            heapq.heappush(self._ready, self._position[uid])
+
+    def _pop_ready(self) -> str:
+        position = self._ready.popleft() if isinstance(self._ready, deque) else heapq.heappop(self._ready)
+        return self._plan_order[position]
 
     def _skip_descendants(self, failed: str) -> list[str]:
         skipped: list[str] = []
