@@ -20,6 +20,9 @@ from tests.test_workflow_logic import OUTLIVING_PLAN, PLAN, STORING_PLAN, Script
 
 HISTORIES = Path(__file__).resolve().parent / "histories"
 
+READY_ORDER_PLAN = PLAN.model_copy(
+    update={"nodes": [planned("a"), planned("r"), planned("a1", 0), planned("s", 1), planned("t", 1)]}
+)
 # A plan long enough that a low event budget makes the run hand over (continue-as-new).
 LONG_PLAN = PLAN.model_copy(update={"nodes": [planned(f"m{i}", *([i - 1] if i else [])) for i in range(30)]})
 
@@ -32,6 +35,8 @@ SCENARIOS: dict[str, tuple[Script, DbtRunInput]] = {
     ),
     "continue_as_new": (Script(plan=LONG_PLAN), DbtRunInput(continue_as_new_after_events=100)),
     "stores_artifacts": (Script(plan=STORING_PLAN), DbtRunInput()),
+    # Several nodes ready at once on two threads, started in plan (dbt's) order.
+    "starts_ready_nodes_in_plan_order": (Script(plan=READY_ORDER_PLAN), DbtRunInput()),
 }
 # Recorded by workflow code that hands over with nodes still running: the first run (it hands over)
 # and the last (it takes the slow node's result by signal). Names are the scenario's plus _first/_last.
