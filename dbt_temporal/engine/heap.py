@@ -5,7 +5,7 @@ configs). Every full collection walks all of them again, and dbt's node runs all
 enough to trigger one every second or so: on the 499-node bench, collections took 2.0 s
 of the worker's interpreter lock in a 10 s run. Freezing the heap once a parse is done
 moves everything alive at that point out of the collector's reach (gc.freeze); the run
-then spent 1.1 s collecting and finished 12 % sooner.
+then spent 1.1 s collecting and finished about 9 % sooner.
 
 Frozen objects are still freed when their reference count drops; only cycles among them
 would stay. So the heap is thawed whenever a session is dropped, which lets the next
