@@ -107,6 +107,8 @@ def test_nodes_start_in_the_order_dbt_starts_them(runs: dict) -> None:
     dbt_order = [result["unique_id"] for result in reference["results"]]
     started = sorted(runs["first"].node_results, key=lambda result: result.started_at or 0.0)
     assert [result.unique_id for result in started] == dbt_order
+    # Results are listed as dbt lists them: hooks first and last, nodes in the order they finished.
+    assert [result.unique_id for result in runs["first"].node_results] == dbt_order
 
 
 def test_on_run_end_sees_the_results_dbt_gives_it(runs: dict) -> None:

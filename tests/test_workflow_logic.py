@@ -215,13 +215,10 @@ def test_a_failing_start_hook_leaves_the_nodes_running_by_default(temporal) -> N
     output = run(temporal, Script(start_hook_status="error"))
 
     assert not output.success
-    assert statuses(output) == [
-        (START_HOOK, "error"),
-        ("model.p.a", "success"),
-        ("model.p.b", "success"),
-        ("model.p.c", "success"),
-        (END_HOOK, "success"),
-    ]
+    listed = statuses(output)
+    assert listed[0] == (START_HOOK, "error") and listed[-1] == (END_HOOK, "success")
+    # Nodes are listed as they finished: a and c run at once, so in either order.
+    assert sorted(listed[1:-1]) == [("model.p.a", "success"), ("model.p.b", "success"), ("model.p.c", "success")]
 
 
 def test_the_project_flag_skips_every_node_when_a_start_hook_fails(temporal) -> None:  # noqa: ANN001

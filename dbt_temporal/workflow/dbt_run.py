@@ -131,6 +131,7 @@ class DbtRunWorkflow:
         # Whether this workflow run (not the chain) has started a node; see `_history_is_long`.
         self._started_here = False
         self._run_cancelled = False
+        # In the order nodes finished (or were skipped): the order of dbt's run_results.json.
         self._results: dict[str, NodeResult] = {}
         self._hook_status: dict[str, NodeStatus] = {}
         self._index_of: dict[str, int] = {}
@@ -205,8 +206,7 @@ class DbtRunWorkflow:
             self._continue_as_new(run, carryover, in_flight)
         end_hook_results = await self._end_hooks(run, carryover)
         output = self._output(run, carryover)
-        node_results = [self._results[node.unique_id] for node in plan.nodes]
-        output.node_results = carryover.start_hook_results + node_results + end_hook_results
+        output.node_results = carryover.start_hook_results + list(self._results.values()) + end_hook_results
         output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
         await self._store_artifacts(run, carryover, end_hook_results, output)
@@ -254,7 +254,7 @@ class DbtRunWorkflow:
 
     async def _project_hooks(self, run: DbtRunInput, carryover: Carryover, hook_type: HookType) -> list[NodeResult]:
         """Run the project's hooks of one type on a worker; they never stop the run by themselves."""
-        results = [self._results[node.unique_id] for node in carryover.plan.nodes if node.unique_id in self._results]
+        results = list(self._results.values())
         request = ProjectHooksRequest(
             session=SessionSpec.of(run),
             command=run.command,
@@ -311,8 +311,7 @@ class DbtRunWorkflow:
         if options is None or not workflow.patched(STORE_ARTIFACTS_PATCH):
             return
         plan = carryover.plan
-        results = [self._results[node.unique_id] for node in plan.nodes if node.unique_id in self._results]
-        results = carryover.start_hook_results + results + end_hook_results
+        results = carryover.start_hook_results + list(self._results.values()) + end_hook_results
         elapsed = (workflow.now() - carryover.started_at).total_seconds()
         nodes = {node.unique_id: node for node in plan.nodes}
         footer = runlog.footer_lines(results, elapsed, plan.stat_line, nodes) if output is not None else []
