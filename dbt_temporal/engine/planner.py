@@ -162,16 +162,16 @@ def plan_selection(
         return _plan(session, project_config, [_inline_node(session, request)], stat_line="1 inline query")
     if request.unique_ids is not None:
         graph, unit_tests = _exact_nodes(session, request)
+        queue = GraphQueue(graph, session.manifest, set(graph.nodes))  # as `dbt retry` queues the named nodes
     else:
         task, flags = make_task(session, request, state_dir, sources_dir)
         # dbt resolves `path:` selectors against the project root it sets for its task, as here.
         with activated(session.state(flags)), task_contextvars(project_root=session.config.project_root):
             queue = task.get_graph_queue()
-            graph = queue.graph
             unit_tests = sorted(getattr(task, "selected_unit_tests", set()))
-    selected = set(graph.nodes)
-    ranks = dbt_start_ranks(graph, session.manifest)
-    graph = _without_ephemeral_models(graph, session.manifest)
+    selected = set(queue.graph.nodes)
+    ranks = _start_ranks(queue)
+    graph = _without_ephemeral_models(queue.graph, session.manifest)
     order, parents = _with_unit_tests(session, sorted(graph.nodes, key=ranks.__getitem__), graph, unit_tests)
     reduced = reduced_parents(order, parents)
     nodes = [_planned(session, uid, positions) for uid, positions in zip(order, reduced, strict=True)]
@@ -249,15 +249,15 @@ def _project_hooks(session: DbtSession, command: str) -> tuple[list[Any], list[A
     )
 
 
-def dbt_start_ranks(graph: nx.DiGraph, manifest: Any) -> dict[str, tuple[int, str]]:
+def _start_ranks(queue: GraphQueue) -> dict[str, tuple[int, str]]:
     """Where each node stands in dbt's queue: of several ready nodes, dbt starts the least first.
 
     dbt ranks a node by its depth in its connected part of the graph, then by unique_id
-    (GraphQueue's scores). A parent is always shallower than its child, so ordering by rank
-    is also a topological order, and the scheduler keeps it among ready nodes.
+    (the queue's scores, read rather than computed again). A parent is always shallower than
+    its child, so ordering by rank is also a topological order, and the scheduler keeps it
+    among ready nodes.
     """
-    scores = GraphQueue(graph, manifest, set(graph.nodes))._scores  # dbt's own ranking, not a copy of it
-    return {uid: (scores[uid], uid) for uid in graph.nodes}
+    return {uid: (queue._scores[uid], uid) for uid in queue.graph.nodes}
 
 
 def _exact_nodes(session: DbtSession, request: PlanRequest) -> tuple[nx.DiGraph, list[str]]:

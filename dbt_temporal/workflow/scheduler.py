@@ -13,7 +13,7 @@ ready nodes in the order they became ready (`in_plan_order=False`), and replay s
 from __future__ import annotations
 
 import heapq
-from collections import deque
+import itertools
 
 from dbt_temporal.contract import NodeStatus, PlannedNode
 
@@ -22,8 +22,10 @@ class DagScheduler:
     def __init__(self, nodes: list[PlannedNode], concurrency: int, in_plan_order: bool = True) -> None:
         self.concurrency = max(1, concurrency)
         self.nodes = {node.unique_id: node for node in nodes}
-        self._plan_order = [node.unique_id for node in nodes]
-        self._position = {uid: position for position, uid in enumerate(self._plan_order)}
+        # Ready nodes wait in a heap keyed by plan position, or (old runs) by the order they became ready.
+        positions = {node.unique_id: position for position, node in enumerate(nodes)}
+        arrivals = itertools.count()
+        self._ready_key = positions.__getitem__ if in_plan_order else lambda _uid: next(arrivals)
         self.status: dict[str, NodeStatus] = {uid: NodeStatus.pending for uid in self.nodes}
         # Why a node was skipped: the unique_id of the node whose failure caused it, or a reason.
         self.skip_cause: dict[str, str] = {}
@@ -34,8 +36,7 @@ class DagScheduler:
             self._unfinished_parents[node.unique_id] = parents
             for parent in parents:
                 self._children[parent].append(node.unique_id)
-        # Positions in the plan: a heap (in plan order) or a queue (in the order they became ready).
-        self._ready: list[int] | deque[int] = [] if in_plan_order else deque()
+        self._ready: list[tuple[int, str]] = []
         for uid in self.nodes:
             if not self._unfinished_parents[uid]:
                 self._push_ready(uid)
@@ -105,14 +106,10 @@ class DagScheduler:
         return not self.running and not self._ready
 
     def _push_ready(self, uid: str) -> None:
-        if isinstance(self._ready, deque):
-            self._ready.append(self._position[uid])
-        else:
-            heapq.heappush(self._ready, self._position[uid])
+        heapq.heappush(self._ready, (self._ready_key(uid), uid))
 
     def _pop_ready(self) -> str:
-        position = self._ready.popleft() if isinstance(self._ready, deque) else heapq.heappop(self._ready)
-        return self._plan_order[position]
+        return heapq.heappop(self._ready)[1]
 
     def _skip_descendants(self, failed: str) -> list[str]:
         skipped: list[str] = []
