@@ -187,7 +187,8 @@ def wall_table(result: SizeResult) -> str:
 
 def dbtt_table(details: list[tuple[str, DbttDetail, float | None]]) -> str:
     """One row per dbtt warm run: (label, detail, summed execution_time of plain dbt build)."""
-    header = ["run", "plan s", "runs", "events", "hist MB", "WFTs", "WFT med ms", "WFT p95 ms", "ready s", "peak MB"]
+    header = ["run", "plan s", "runs", "events", "hist MB", "WFTs", "WFT wait med", "WFT wait p95"]
+    header += ["WFT med ms", "WFT p95 ms", "ready s", "peak MB"]
     header += ["exec s dbt", "exec s dbtt", "plan KB", "max event KB", "events/node", "hist B/node"]
     for name in ("runner", "activity", "reaction", "gap", "per-node"):
         header += [f"{name} med", f"{name} p95"]
@@ -196,7 +197,7 @@ def dbtt_table(details: list[tuple[str, DbttDetail, float | None]]) -> str:
         tasks = detail.workflow_tasks
         cells = [label, _num(detail.plan_seconds), str(tasks.runs), str(detail.history_events)]
         cells += [_num(detail.history_mb, 1)]
-        cells += [str(tasks.count), *_spread_cells(tasks.work)]
+        cells += [str(tasks.count), *_spread_cells(tasks.wait), *_spread_cells(tasks.work)]
         cells += [_num(detail.worker_ready_seconds, 1), _num(detail.worker_peak_mb, 0)]
         cells += [_num(dbt_exec, 1), _num(detail.exec_seconds, 1)]
         plan_kb = detail.plan_payload_bytes / 1000 if detail.plan_payload_bytes is not None else None
@@ -206,7 +207,8 @@ def dbtt_table(details: list[tuple[str, DbttDetail, float | None]]) -> str:
         for value in (o.runner, o.activity, o.reaction, o.gap, o.per_node) if o else (None,) * 5:
             cells += _spread_cells(value)
         rows.append(cells)
-    return "dbtt warm runs (overheads in ms; WFT = workflow task, started -> completed)\n" + _table(header, rows)
+    title = "dbtt warm runs (overheads in ms; WFT = workflow task: wait scheduled->started, else started->completed)"
+    return title + "\n" + _table(header, rows)
 
 
 def plans_table(results: list[SizeResult]) -> str:

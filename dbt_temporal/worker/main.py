@@ -52,11 +52,11 @@ async def run_worker(
     WORKER_GRACEFUL_SHUTDOWN_SECS, 300 s by default, after which they are cancelled).
 
     Workflow tasks run in this process too. A process of their own was
-    measured (bench, 500 nodes): their tasks got shorter (14-20 ms against
-    22-27 ms), but each node's dispatch doubled (40-51 ms against 21-25 ms),
-    since the server can no longer hand a scheduled node straight to the
-    worker that scheduled it (eager activity start), and the whole run was
-    slower.
+    measured (bench, 500 nodes): their tasks got shorter (7 ms against 10 ms),
+    but each node's dispatch got longer (14 ms against 10 ms), since the
+    server can no longer hand a scheduled node straight to the worker that
+    scheduled it (eager activity start); the per-node median stayed at 24 ms
+    and the whole run was slower.
     """
     from dbt_temporal.engine.commit_markers import MarkerSettings
     from dbt_temporal.engine.pool import SessionPool
