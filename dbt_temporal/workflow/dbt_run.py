@@ -206,7 +206,7 @@ class DbtRunWorkflow:
             self._continue_as_new(run, carryover, in_flight)
         end_hook_results = await self._end_hooks(run, carryover)
         output = self._output(run, carryover)
-        output.node_results = carryover.start_hook_results + list(self._results.values()) + end_hook_results
+        output.node_results = self._run_results(carryover, end_hook_results)
         output.selected = [node.unique_id for node in plan.nodes]
         output.success = all(r.status == NodeStatus.success for r in output.node_results)
         await self._store_artifacts(run, carryover, end_hook_results, output)
@@ -294,6 +294,10 @@ class DbtRunWorkflow:
             return []
         return await self._project_hooks(run, carryover, "on-run-end")
 
+    def _run_results(self, carryover: Carryover, end_hook_results: list[NodeResult]) -> list[NodeResult]:
+        """Every result as dbt's run_results.json lists them: on-run-start, nodes as they finished, on-run-end."""
+        return carryover.start_hook_results + list(self._results.values()) + end_hook_results
+
     async def _store_artifacts(
         self,
         run: DbtRunInput,
@@ -311,7 +315,7 @@ class DbtRunWorkflow:
         if options is None or not workflow.patched(STORE_ARTIFACTS_PATCH):
             return
         plan = carryover.plan
-        results = carryover.start_hook_results + list(self._results.values()) + end_hook_results
+        results = self._run_results(carryover, end_hook_results)
         elapsed = (workflow.now() - carryover.started_at).total_seconds()
         nodes = {node.unique_id: node for node in plan.nodes}
         footer = runlog.footer_lines(results, elapsed, plan.stat_line, nodes) if output is not None else []
