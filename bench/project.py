@@ -76,8 +76,7 @@ def _scaffold(root: Path, name: str, threads: int, model_config: str = TABLES) -
     """dbt_project.yml, profiles.yml and the seed every project starts from."""
     _write(
         root / "dbt_project.yml",
-        f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\n"
-        f"models:\n  {name}:\n{model_config}",
+        f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\nmodels:\n  {name}:\n{model_config}",
     )
     _write(
         root / "profiles.yml",

@@ -132,9 +132,7 @@ def per_node_rows(label: str, measured: PerNode, base: float | None, threads: in
     ]
 
 
-def warm_row(
-    source: Path, args: argparse.Namespace, server: DevServer, base: DbtBuild | None
-) -> tuple[Row, DbttRun]:
+def warm_row(source: Path, args: argparse.Namespace, server: DevServer, base: DbtBuild | None) -> tuple[Row, DbttRun]:
     profile = RESULTS / f"py-spy-warm-{source.parent.name}.txt" if args.profile else None
     run = approaches.dbtt_run(server.address, copy_project(source, source.parent / "warm"), args.threads, True, profile)
     elapsed = run.output.elapsed_time if run.output else None

@@ -70,9 +70,7 @@ def test_a_bad_key_is_named_with_the_fix(key: str, message: str) -> None:
     assert key.strip(" ,") == "" or key not in str(raised.value)
 
 
-def test_env_values_are_encrypted_in_history_and_read_back_by_dbtt(
-    shop: Path, tmp_path: Path, start_worker
-) -> None:
+def test_env_values_are_encrypted_in_history_and_read_back_by_dbtt(shop: Path, tmp_path: Path, start_worker) -> None:
     (shop / "models" / "marts" / "token_echo.sql").write_text(
         "select '{{ env_var('SHOP_TOKEN', 'none') }}' as token, '{{ env_var('SHOP_OTHER', 'none') }}' as other\n"
     )

@@ -213,9 +213,10 @@ def test_reset_failed_only_reruns_just_what_failed_with_the_fix_on_disk(shop: Pa
     assert output["success"] is True
     assert sorted(r["unique_id"] for r in output["node_results"]) == ["model.shop.broken", "model.shop.broken_child"]
     assert all(r["worker"] == identity_of(worker) for r in output["node_results"])
-    assert "select order_id" in next(r for r in output["node_results"] if r["unique_id"] == "model.shop.broken")[
-        "compiled_code"
-    ]
+    assert (
+        "select order_id"
+        in next(r for r in output["node_results"] if r["unique_id"] == "model.shop.broken")["compiled_code"]
+    )
 
 
 def test_an_edit_reaches_the_next_run_while_a_planned_run_keeps_its_version(tmp_path: Path, start_worker) -> None:

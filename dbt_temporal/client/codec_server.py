@@ -52,7 +52,7 @@ def _handler(codec: PayloadCodec, token: str | None, origins: list[str]) -> Call
                 payloads = json_format.Parse(self.rfile.read(length), Payloads())
                 coded = asyncio.run(getattr(codec, operation)(list(payloads.payloads)))
             except (json_format.ParseError, UnicodeDecodeError):
-                return self._reply(HTTPStatus.BAD_REQUEST, b"the body is not {\"payloads\": [...]}\n")
+                return self._reply(HTTPStatus.BAD_REQUEST, b'the body is not {"payloads": [...]}\n')
             except PayloadKeyError as err:
                 return self._reply(HTTPStatus.UNPROCESSABLE_ENTITY, f"{err}\n".encode())
             body = json_format.MessageToJson(Payloads(payloads=coded), indent=None).encode()

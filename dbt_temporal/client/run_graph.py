@@ -165,7 +165,7 @@ def svg(graph: RunGraph) -> str:
         colour = STATUS_COLOURS.get(node.status, "#9e9e9e")
         outline = 'stroke="#000" stroke-width="3"' if node.critical else 'stroke="#333"'
         parts.append(
-            f'<g><title>{escape(node.unique_id)}: {escape(node.status)} {node.seconds:.2f}s</title>'
+            f"<g><title>{escape(node.unique_id)}: {escape(node.status)} {node.seconds:.2f}s</title>"
             f'<rect x="{x}" y="{y}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="5" fill="{colour}" {outline}/>'
             f'<text x="{x + 8}" y="{y + 15}" font-size="12" fill="#fff">{escape(node.name[:28])}</text>'
             f'<text x="{x + 8}" y="{y + 30}" font-size="11" fill="#fff">{escape(node.status)} '

@@ -100,9 +100,7 @@ def summary_of(description: ScheduleDescription, run: DbtRunInput | None, cron: 
         select=run.select if run else None,
         overlap=overlap,
         next_runs=list(description.info.next_action_times[:5]),
-        recent_runs=[
-            r.action.workflow_id for r in description.info.recent_actions if hasattr(r.action, "workflow_id")
-        ],
+        recent_runs=[r.action.workflow_id for r in description.info.recent_actions if hasattr(r.action, "workflow_id")],
         runs_started=description.info.num_actions,
         skipped_for_overlap=description.info.num_actions_skipped_overlap,
     )

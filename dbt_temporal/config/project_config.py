@@ -78,7 +78,6 @@ class LifecycleHooks(BaseModel):
         return self
 
 
-
 def validation_message(err: ValidationError) -> str:
     """The first problem of a validation error as one line: the key, then why."""
     first = err.errors()[0]

@@ -71,6 +71,7 @@ def _with_siblings(identifier: str) -> list[str]:
             break
     return [base, *(base + suffix for suffix in _SIBLING_SUFFIXES)]
 
+
 LOOKUPS = {"postgres": _POSTGRES, "duckdb": _DUCKDB}
 
 

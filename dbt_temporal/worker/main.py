@@ -68,9 +68,7 @@ async def run_worker(
     # Node threads hold the interpreter lock for up to the switch interval at a time (5 ms by
     # default); the event loop that reports results and heartbeats waits behind every one of them.
     sys.setswitchinterval(NODE_THREAD_SWITCH_SECONDS)
-    pool = SessionPool(
-        projects, settings.work_root, settings.dbt_target, max_sessions=settings.worker_max_sessions
-    )
+    pool = SessionPool(projects, settings.work_root, settings.dbt_target, max_sessions=settings.worker_max_sessions)
     activities = DbtActivities(
         pool,
         threads=node_threads(settings),
@@ -78,9 +76,7 @@ async def run_worker(
         registered_search_attributes=await _registered_search_attributes(client, settings),
         artifacts=artifact_options(settings),
         sources=sources,
-        markers=MarkerSettings(
-            settings.commit_markers, settings.commit_marker_schema, settings.commit_marker_table
-        ),
+        markers=MarkerSettings(settings.commit_markers, settings.commit_marker_schema, settings.commit_marker_table),
     )
     background: list[asyncio.Task[None]] = []
     try:

@@ -114,8 +114,7 @@ async def _last_word(report: NodeReport) -> None:
     except RPCError as err:
         info = activity.info()
         log.warning(
-            "run %s: %s ended after its workflow had; outcome dropped (%s)",
-            info.workflow_id, info.activity_id, err
+            "run %s: %s ended after its workflow had; outcome dropped (%s)", info.workflow_id, info.activity_id, err
         )
 
 

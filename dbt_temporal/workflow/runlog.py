@@ -182,9 +182,7 @@ def _problem_lines(result: NodeResult, kind: str, name: str, warning: bool) -> l
     return ["", heading, *(result.message or f"Status: {result.dbt_status}").splitlines()]
 
 
-def footer_lines(
-    results: list[NodeResult], elapsed: float, stat_line: str, nodes: dict[str, PlannedNode]
-) -> list[str]:
+def footer_lines(results: list[NodeResult], elapsed: float, stat_line: str, nodes: dict[str, PlannedNode]) -> list[str]:
     """dbt's end of run: what ran and how long, the failures and warnings in full, the counts."""
     errors = [r for r in results if r.dbt_status in ("error", "fail", "runtime error")]
     warnings = [r for r in results if r.dbt_status == "warn"]
