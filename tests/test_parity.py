@@ -197,3 +197,50 @@ def test_a_failing_on_run_start_hook_is_reported_as_dbt_reports_it(tmp_path: Pat
     assert not output.success
     hook = output.node_results[0]
     assert hook.dbt_status == "error" and "no_such_table" in (hook.message or "")
+
+
+FAILING_UNIT_TESTS = """
+unit_tests:
+  - name: keeps_every_order
+    model: stg_orders
+    given:
+      - input: ref('raw_orders')
+        rows:
+          - {id: 1, customer_id: 1, order_date: '2026-01-01', status: placed}
+    expect:
+      rows:
+        - {order_id: 2}
+  - name: renames_the_id
+    model: stg_orders
+    given:
+      - input: ref('raw_orders')
+        rows:
+          - {id: 1, customer_id: 1, order_date: '2026-01-01', status: placed}
+    expect:
+      rows:
+        - {order_id: 3}
+"""
+
+
+def test_a_failing_unit_test_skips_the_models_other_unit_tests_as_dbt_does(tmp_path: Path, start_worker) -> None:
+    """dbt runs a model's unit tests in turn: the first to fail stops the rest, and the model is skipped."""
+    from tests.support import EXAMPLES
+
+    reference = copy_project(EXAMPLES / "shop", tmp_path / "reference")
+    project = copy_project(EXAMPLES / "shop", tmp_path / "shop")
+    for copy in (reference, project):
+        (copy / "models" / "staging" / "unit_tests.yml").write_text(FAILING_UNIT_TESTS)
+    expected = dbt_build(reference, {"SHOP_DUCKDB_PATH": str(reference / "shop.duckdb")}, "-s", "+orders")
+    worker = start_worker(project)
+
+    output = output_of(run_and_wait(worker, DbtRunInput(select="+orders")))
+
+    unit_tests = {uid for uid in expected if uid.startswith("unit_test.")}
+    assert len(unit_tests) == 2
+    # Which unit test dbt takes first is not fixed; the outcome of the pair and of every other node is.
+    assert sorted(statuses(output)[uid] for uid in unit_tests) == sorted(expected[uid] for uid in unit_tests)
+    assert sorted(expected[uid] for uid in unit_tests) == ["fail", "skipped"]
+    others = {uid: status for uid, status in expected.items() if uid not in unit_tests}
+    assert {uid: statuses(output)[uid] for uid in others} == others
+    assert others["model.shop.stg_orders"] == "skipped"
+    assert not output.success

@@ -288,7 +288,13 @@ def _without_ephemeral_models(graph: nx.DiGraph, manifest: Any) -> nx.DiGraph:
 def _with_unit_tests(
     session: DbtSession, order: list[str], graph: nx.DiGraph, unit_tests: list[str]
 ) -> tuple[list[str], dict[str, set[str]]]:
-    """Plan order and each node's parents; in `build`, a model's unit tests run just before it and gate it."""
+    """Plan order and each node's parents; in `build`, a model's unit tests run just before it and gate it.
+
+    dbt runs a model's unit tests one after another, on the model's thread, and skips the rest and
+    the model once one fails or errors: here each unit test waits for the one before it, so a
+    failure skips the later ones as dbt does. dbt takes them in no fixed order (a set's); here
+    by unique_id.
+    """
     parents = {uid: set(graph.predecessors(uid)) for uid in order}
     by_model: dict[str, list[str]] = {}
     for uid in unit_tests:
@@ -296,9 +302,11 @@ def _with_unit_tests(
         by_model.setdefault(model_id, []).append(uid)
     result: list[str] = []
     for uid in order:
+        previous: set[str] = set()
         for test_id in by_model.get(uid, []):
             result.append(test_id)
-            parents[test_id] = set(parents[uid])
+            parents[test_id] = parents[uid] | previous
+            previous = {test_id}
         parents[uid] |= set(by_model.get(uid, []))
         result.append(uid)
     return result, parents
