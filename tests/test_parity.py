@@ -199,27 +199,22 @@ def test_a_failing_on_run_start_hook_is_reported_as_dbt_reports_it(tmp_path: Pat
     assert hook.dbt_status == "error" and "no_such_table" in (hook.message or "")
 
 
-FAILING_UNIT_TESTS = """
-unit_tests:
-  - name: keeps_every_order
+FAILING_UNIT_TEST = """
+  - name: {name}
     model: stg_orders
     given:
       - input: ref('raw_orders')
         rows:
-          - {id: 1, customer_id: 1, order_date: '2026-01-01', status: placed}
+          - {{id: 1, customer_id: 1, order_date: '2026-01-01', status: placed}}
     expect:
       rows:
-        - {order_id: 2}
-  - name: renames_the_id
-    model: stg_orders
-    given:
-      - input: ref('raw_orders')
-        rows:
-          - {id: 1, customer_id: 1, order_date: '2026-01-01', status: placed}
-    expect:
-      rows:
-        - {order_id: 3}
+        - {{order_id: {wrong_id}}}
 """
+# Two unit tests of one model, both wrong.
+FAILING_UNIT_TESTS = "unit_tests:" + "".join(
+    FAILING_UNIT_TEST.format(name=name, wrong_id=wrong_id)
+    for name, wrong_id in (("keeps_every_order", 2), ("renames_the_id", 3))
+)
 
 
 def test_a_failing_unit_test_skips_the_models_other_unit_tests_as_dbt_does(tmp_path: Path, start_worker) -> None:
