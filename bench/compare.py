@@ -164,6 +164,10 @@ class Comparison:
     # Unreadable on both sides alike (e.g. a view over a file the profile attaches): not compared.
     unreadable: list[str]
     speed: dict[str, float | None]
+    # Models whose unit tests ended alike but not node for node: dbt runs a model's unit tests in
+    # turn, skipping the rest after the first failure, and takes them in a set's order (random per
+    # process), so which one failed first may differ. Not a difference.
+    unit_tests_in_another_order: list[str] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
@@ -176,6 +180,8 @@ def compare(
     dbt: Side, dbtt: Side, dbt_relations: dict[str, Relation], dbtt_relations: dict[str, Relation]
 ) -> Comparison:
     both = sorted(dbt.statuses.keys() & dbtt.statuses.keys())
+    differing = [uid for uid in both if dbt.statuses[uid] != dbtt.statuses[uid]]
+    reordered = _reordered_unit_tests(dbt, dbtt, differing)
     status_differences = [
         {
             "unique_id": uid,
@@ -184,11 +190,12 @@ def compare(
             "dbt_message": dbt.messages[uid],
             "dbtt_message": dbtt.messages[uid],
         }
-        for uid in both
-        if dbt.statuses[uid] != dbtt.statuses[uid]
+        for uid in differing
+        if _unit_test_model(uid) not in reordered
     ]
     return Comparison(
         status_differences=status_differences,
+        unit_tests_in_another_order=sorted(reordered),
         dbt_only=sorted(dbt.statuses.keys() - dbtt.statuses.keys()),
         dbtt_only=sorted(dbtt.statuses.keys() - dbt.statuses.keys()),
         dbt_counts=dict(Counter(dbt.statuses.values())),
@@ -203,6 +210,22 @@ def compare(
         ),
         speed=_speed(dbt, dbtt),
     )
+
+
+def _unit_test_model(unique_id: str) -> str | None:
+    """`unit_test.<package>.<model>.<name>` -> `<package>.<model>`; None for other nodes."""
+    kind, _, rest = unique_id.partition(".")
+    return rest.rpartition(".")[0] if kind == "unit_test" else None
+
+
+def _reordered_unit_tests(dbt: Side, dbtt: Side, differing: list[str]) -> set[str]:
+    """Models whose unit tests differ node for node but end with the same statuses on both sides."""
+    models = {_unit_test_model(uid) for uid in differing} - {None}
+
+    def outcomes(side: Side, model: str) -> list[str]:
+        return sorted(status for uid, status in side.statuses.items() if _unit_test_model(uid) == model)
+
+    return {model for model in models if model is not None and outcomes(dbt, model) == outcomes(dbtt, model)}
 
 
 def _relation_differences(dbt: dict[str, Relation], dbtt: dict[str, Relation]) -> list[dict[str, object]]:
@@ -260,6 +283,10 @@ def render(comparison: Comparison, dbt: Side, dbtt: Side) -> str:
         for side in ("dbt", "dbtt"):
             if difference[f"{side}_message"]:
                 lines.append(f"            {side}: {difference[f'{side}_message']}")
+    lines += [
+        f"  unit tests of {model}: the same outcomes, another one failed first (dbt's order is random)"
+        for model in comparison.unit_tests_in_another_order
+    ]
     lines += [f"  only in dbt   {uid} ({dbt.statuses[uid]})" for uid in comparison.dbt_only]
     lines += [f"  only in dbtt  {uid} ({dbtt.statuses[uid]})" for uid in comparison.dbtt_only]
     lines.append(f"relations: {comparison.relations}, differing: {len(comparison.relation_differences)}")

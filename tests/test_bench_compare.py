@@ -90,3 +90,20 @@ def test_relations_unreadable_on_both_sides_are_listed_as_not_compared(tmp_path:
 
 def test_two_runs_that_ran_nothing_are_no_match() -> None:
     assert not compare(_side({}), _side({}), {}, {}).matches
+
+
+def test_a_models_unit_tests_that_failed_in_another_order_are_no_difference() -> None:
+    """dbt skips a model's other unit tests after the first failure, and its order is random."""
+    first, second = "unit_test.p.orders.keeps_ids", "unit_test.p.orders.renames"
+    dbt = _side({first: "fail", second: "skipped", "unit_test.p.customers.counts": "pass"})
+    same_outcomes = _side({first: "skipped", second: "fail", "unit_test.p.customers.counts": "pass"})
+    other_outcomes = _side({first: "fail", second: "fail", "unit_test.p.customers.counts": "pass"})
+
+    reordered = compare(dbt, same_outcomes, {}, {})
+    assert reordered.matches
+    assert reordered.unit_tests_in_another_order == ["p.orders"]
+    assert "unit tests of p.orders: the same outcomes" in render(reordered, dbt, same_outcomes)
+
+    different = compare(dbt, other_outcomes, {}, {})
+    assert not different.matches
+    assert [d["unique_id"] for d in different.status_differences] == [second]
