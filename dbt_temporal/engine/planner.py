@@ -302,13 +302,13 @@ def _with_unit_tests(
         by_model.setdefault(model_id, []).append(uid)
     result: list[str] = []
     for uid in order:
-        previous: set[str] = set()
-        for test_id in by_model.get(uid, []):
-            result.append(test_id)
+        tests = by_model.get(uid, [])
+        previous: set[str] = set()  # each unit test waits for the one before it
+        for test_id in tests:
             parents[test_id] = parents[uid] | previous
             previous = {test_id}
-        parents[uid] |= set(by_model.get(uid, []))
-        result.append(uid)
+        result += [*tests, uid]
+        parents[uid] |= set(tests)
     return result, parents
 
 
